@@ -1,0 +1,81 @@
+"""LLM agents and the team policy the rollout engine talks to.
+
+A ``Policy`` maps a batch of ``ActRequest`` (agent id, observation text, seed) to one
+``Completion`` each. ``Team`` is the LLM policy: every agent turns its observation into
+chat messages (its system prompt, then the observation as the user turn), and all requests
+for the same base model go to that model's backend in one call, whatever agent or episode
+they came from. ``ScriptedPolicy`` answers with a plain function, for tests and baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agents.backend import Backend, Completion, GenerationRequest, Sampling
+
+
+@dataclass(frozen=True, slots=True)
+class ActRequest:
+    agent_id: str
+    observation: str
+    seed: int
+
+
+class Policy(Protocol):
+    def act(self, requests: Sequence[ActRequest]) -> list[Completion]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LLMAgent:
+    id: str
+    role: str
+    system_prompt: str
+    model: str
+    sampling: Sampling
+
+    def messages(self, observation: str) -> list[dict[str, str]]:
+        """Chat turns for one observation; ``{id}`` and ``{role}`` fill the system prompt."""
+        system = self.system_prompt.replace("{id}", self.id).replace("{role}", self.role)
+        return [{"role": "system", "content": system}, {"role": "user", "content": observation}]
+
+    def request(self, observation: str, seed: int) -> GenerationRequest:
+        return GenerationRequest(self.messages(observation), self.id, self.sampling, seed)
+
+
+class Team:
+    """The LLM team: its agents and one backend per base model."""
+
+    def __init__(self, agents: Sequence[LLMAgent], backends: Mapping[str, Backend]):
+        self.agents = {a.id: a for a in agents}
+        missing = {a.model for a in agents} - set(backends)
+        if missing:
+            raise ValueError(f"no backend for models {sorted(missing)}")
+        self.backends = dict(backends)
+
+    def act(self, requests: Sequence[ActRequest]) -> list[Completion]:
+        by_model: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_model.setdefault(self.agents[r.agent_id].model, []).append(i)
+        out: list[Completion | None] = [None] * len(requests)
+        for model, indices in by_model.items():
+            batch = [
+                self.agents[requests[i].agent_id].request(requests[i].observation, requests[i].seed)
+                for i in indices
+            ]
+            for i, completion in zip(indices, self.backends[model].generate(batch), strict=True):
+                out[i] = completion
+        return out  # type: ignore[return-value]
+
+
+class ScriptedPolicy:
+    """A policy from a function ``(agent_id, observation) -> text``; no tokens, no logprobs."""
+
+    def __init__(self, answer: Callable[[str, str], str]):
+        self.answer = answer
+
+    def act(self, requests: Sequence[ActRequest]) -> list[Completion]:
+        return [
+            Completion(self.answer(r.agent_id, r.observation), [], [], [], "stop") for r in requests
+        ]

@@ -1,0 +1,195 @@
+"""The transformers backend: left-padded batches through ``model.generate`` on CPU or GPU.
+
+Requests from many agents and episodes are sorted by prompt length (less padding), cut into
+batches of ``max_batch_size`` and generated together. Sampling is done by ``RowSampler``, a
+logits processor that draws each row's token from that request's own seeded generator with
+that request's temperature/top-p/top-k and hands ``generate`` a one-hot choice; ``generate``
+itself runs greedy over it. That keeps the KV cache, padding and stopping logic of
+transformers while making every request reproducible on its own. ``RowLimits`` stops each
+row at its own ``max_new_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers.utils import logging as hf_logging
+
+from agents.backend import Completion, GenerationRequest, Sampling
+from agents.models import resolve_model
+
+
+class RowSampler(LogitsProcessor):
+    """Chooses each row's next token with that row's own generator and sampling settings."""
+
+    def __init__(self, samplings: Sequence[Sampling], seeds: Sequence[int], device: torch.device):
+        self.temperature = torch.tensor([s.temperature for s in samplings], device=device)
+        self.top_p = torch.tensor([s.top_p for s in samplings], device=device)
+        self.top_k = torch.tensor([s.top_k for s in samplings], device=device)
+        self.generators = []
+        for seed in seeds:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(seed % (2**63))
+            self.generators.append(gen)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        # one uniform draw per row from that row's own generator: the only per-row work
+        uniform = torch.cat(
+            [torch.rand(1, generator=g, device=scores.device) for g in self.generators]
+        )
+        chosen = sample_tokens(scores, self.temperature, self.top_p, self.top_k, uniform)
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter_(1, chosen[:, None], 0.0)
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    temperature: torch.Tensor,
+    top_p: torch.Tensor,
+    top_k: torch.Tensor,
+    uniform: torch.Tensor,
+) -> torch.Tensor:
+    """Next tokens (batch,) from logits (batch, vocab) by inverse-CDF sampling with ``uniform``.
+
+    Per row: temperature (0 = greedy), then keep the ``top_k`` most likely tokens (0 = all),
+    then the smallest most-likely prefix whose mass reaches ``top_p``; sample from what is left.
+    """
+    scaled = logits.float() / temperature.clamp_min(1e-6)[:, None]
+    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)  # (batch, vocab)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    rank = torch.arange(probs.shape[-1], device=probs.device)[None, :]
+    drop = (top_k[:, None] > 0) & (rank >= top_k[:, None])
+    drop |= (torch.cumsum(probs, dim=-1) - probs) >= top_p[:, None]  # the first token always stays
+    probs = probs.masked_fill(drop, 0.0)
+    cdf = torch.cumsum(probs, dim=-1)
+    target = uniform[:, None] * cdf[:, -1:]
+    index = torch.searchsorted(cdf, target).clamp_max(probs.shape[-1] - 1)  # (batch, 1)
+    sampled = order.gather(-1, index).squeeze(-1)
+    return torch.where(temperature == 0, torch.argmax(logits, dim=-1), sampled)
+
+
+class RowLimits(StoppingCriteria):
+    """Stops row i once it has ``limits[i]`` new tokens."""
+
+    def __init__(self, prompt_len: int, limits: Sequence[int], device: torch.device):
+        self.prompt_len = prompt_len
+        self.limits = torch.tensor(list(limits), device=device)
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs
+    ) -> torch.BoolTensor:
+        return (input_ids.shape[1] - self.prompt_len) >= self.limits
+
+
+class TransformersBackend:
+    """Batched generation with a local transformers model (one per base model per process)."""
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_batch_size: int = 64,
+    ):
+        hf_logging.disable_progress_bar()
+        path = resolve_model(model)
+        self.name = model
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device)
+        self.model.eval()
+        self.max_batch_size = max_batch_size
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        self.stop_ids.add(self.tokenizer.eos_token_id)
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+
+    def encode_prompt(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of a chat prompt with the model's template and the assistant header."""
+        ids = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        prompts = [self.encode_prompt(r.messages) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
+        results: list[Completion | None] = [None] * len(requests)
+        for start in range(0, len(order), self.max_batch_size):
+            chunk = order[start : start + self.max_batch_size]
+            done = self._generate_batch([prompts[i] for i in chunk], [requests[i] for i in chunk])
+            for i, completion in zip(chunk, done, strict=True):
+                results[i] = completion
+        return results  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _generate_batch(
+        self, prompts: list[list[int]], requests: list[GenerationRequest]
+    ) -> list[Completion]:
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):  # left padding: the prompt ends at the last column
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            attention[row, width - len(prompt) :] = 1
+        limits = [r.sampling.max_new_tokens for r in requests]
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=max(limits),
+            eos_token_id=sorted(self.stop_ids),
+            pad_token_id=self.pad_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        out = self.model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention.to(self.device),
+            generation_config=config,
+            logits_processor=LogitsProcessorList(
+                [
+                    RowSampler(
+                        [r.sampling for r in requests], [r.seed for r in requests], self.device
+                    )
+                ]
+            ),
+            stopping_criteria=StoppingCriteriaList([RowLimits(width, limits, self.device)]),
+        )
+        new_tokens = out.sequences[:, width:].cpu()  # (batch, steps)
+        # raw logits of every step -> log-probabilities of the tokens actually chosen
+        logits = torch.stack(out.logits, dim=1).float()  # (batch, steps, vocab)
+        logprobs = torch.log_softmax(logits, dim=-1).gather(
+            -1, new_tokens[:, :, None].to(logits.device)
+        )
+        logprobs = logprobs.squeeze(-1).cpu()  # (batch, steps)
+        completions = []
+        for row, prompt in enumerate(prompts):
+            tokens = new_tokens[row, : limits[row]].tolist()
+            finish = "length"
+            for t, token in enumerate(tokens):
+                if token in self.stop_ids:
+                    tokens, finish = tokens[: t + 1], "stop"
+                    break
+            completions.append(
+                Completion(
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                    token_ids=tokens,
+                    logprobs=logprobs[row, : len(tokens)].tolist(),
+                    prompt_token_ids=prompt,
+                    finish_reason=finish,
+                )
+            )
+        return completions

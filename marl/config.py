@@ -1,0 +1,306 @@
+"""The run config: one YAML file describes the scenario, the team, its graph and the run.
+
+```yaml
+name: debate                  # run folder prefix
+scenario:
+  name: debate_v0             # a key of scenarios.SCENARIOS
+  options: {rounds: 2}        # validated by that scenario's options model
+team:
+  agents:
+    - id: alice               # letters, digits, '_' and '-'
+      role: solver            # free text, available to prompts as {role}
+      system_prompt: "..."    # {id} and {role} are filled in
+      model: smollm2-135m-instruct
+      sampling: {temperature: 0.7, top_p: 0.95, max_new_tokens: 128}
+graph: {preset: complete}     # or {preset: star, hub: alice} or {edges: [[alice, bob]]}
+run: {seed: 0, episodes: 20, output_dir: runs}
+```
+
+``load_config`` is the edge: every problem comes back as one ``ConfigError`` listing each
+bad field by its path (``team.agents[2].model: unknown model 'smolm2'; known: ...``).
+Unknown keys and duplicate YAML keys are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agents.backend import Sampling
+from agents.models import KNOWN_MODELS, is_known_model
+from marl.graph import PRESETS, GraphError, build_graph
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are {id}, a careful {role} on a team. Think step by step, briefly, "
+    "and always finish with a line 'Answer: <integer>'."
+)
+_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentConfig(_Strict):
+    id: str = Field(pattern=_ID_PATTERN, description="unique agent id, used on the bus")
+    role: str = Field("solver", max_length=200, description="free text, {role} in prompts")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, max_length=20000)
+    model: str = Field("smollm2-135m-instruct", description="embedded name, folder or hub id")
+    sampling: Sampling = Field(default_factory=Sampling)
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        if not is_known_model(value):
+            raise ValueError(
+                f"unknown model '{value}'; known: {', '.join(KNOWN_MODELS)}, "
+                "a local folder, or a hub id like org/name"
+            )
+        return value
+
+
+class TeamConfig(_Strict):
+    agents: list[AgentConfig] = Field(min_length=1, max_length=64)
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_ids(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
+        seen: set[str] = set()
+        for agent in agents:
+            if agent.id in seen:
+                raise ValueError(f"duplicate agent id '{agent.id}'; ids must be unique")
+            seen.add(agent.id)
+        return agents
+
+    @property
+    def ids(self) -> list[str]:
+        return [a.id for a in self.agents]
+
+
+class GraphConfig(_Strict):
+    preset: Literal[PRESETS] | None = Field("complete", description="a named topology")  # type: ignore[valid-type]
+    hub: str | None = Field(None, description="centre of the star preset (default: first agent)")
+    edges: list[tuple[str, str]] | None = Field(
+        None, description="u->v: v hears u; wins over preset"
+    )
+
+
+class ScenarioConfig(_Strict):
+    name: str = Field(description="a registered scenario, e.g. debate_v0")
+    options: dict[str, Any] = Field(default_factory=dict, description="the scenario's own options")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from scenarios import SCENARIOS
+
+        if value not in SCENARIOS:
+            raise ValueError(f"unknown scenario '{value}'; known: {', '.join(sorted(SCENARIOS))}")
+        return value
+
+
+class RunOptions(_Strict):
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="task and sampling seed")
+    episodes: int = Field(20, ge=1, le=100_000, description="tasks to simulate")
+    output_dir: str = Field("runs", description="parent folder of run folders")
+    single_agent: str | None = Field(
+        None, description="agent run alone as the baseline (default: first)"
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="max prompts per generate call")
+
+
+class RunConfig(_Strict):
+    name: str = Field("run", pattern=_ID_PATTERN)
+    scenario: ScenarioConfig
+    team: TeamConfig
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    run: RunOptions = Field(default_factory=RunOptions)
+
+    @property
+    def single_agent_id(self) -> str:
+        return self.run.single_agent or self.team.agents[0].id
+
+    def scenario_options(self) -> BaseModel:
+        """The scenario's options, validated by its own model (defaults filled in)."""
+        from scenarios import SCENARIOS
+
+        return SCENARIOS[self.scenario.name].options.model_validate(self.scenario.options)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config with every default filled in, as written to a run folder."""
+        data = self.model_dump(mode="json")
+        data["scenario"]["options"] = self.scenario_options().model_dump(mode="json")
+        return data
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config, one ``path: message`` line each."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "config"):
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {msg}" if path else f"  {msg}" for path, msg in problems)
+        super().__init__(f"{source} is not valid:\n{lines}")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override (``key.path=value``) and validate a YAML run config."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError([("", f"cannot read {path}: {err.strerror}")], str(path)) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError([("", f"not valid YAML: {err}")], str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError([("", "the top level must be a mapping of keys to values")], str(path))
+    for override in overrides or []:
+        apply_override(data, override, str(path))
+    return validate_config(data, str(path))
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a config mapping, then check what spans fields (graph, scenario options)."""
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, RunConfig), source) from None
+    problems: list[tuple[str, str]] = []
+    ids = config.team.ids
+    try:
+        build_graph(ids, config.graph.preset, config.graph.edges, config.graph.hub)
+    except GraphError as err:
+        where = "graph.edges" if config.graph.edges is not None else "graph"
+        problems.append((where, str(err)))
+    if config.run.single_agent is not None and config.run.single_agent not in ids:
+        problems.append(
+            ("run.single_agent", f"'{config.run.single_agent}' is not a team agent; agents: {ids}")
+        )
+    try:
+        config.scenario_options()
+    except ValidationError as err:
+        from scenarios import SCENARIOS
+
+        options_model = SCENARIOS[config.scenario.name].options
+        problems += [
+            (_join("scenario.options", path), msg) for path, msg in _describe(err, options_model)
+        ]
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def apply_override(data: dict[str, Any], override: str, source: str = "config") -> None:
+    """Set ``a.b.0.c=value`` in a nested mapping; the value is parsed as YAML."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ConfigError([("--set", f"'{override}' is not key.path=value")], source)
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    [(key, f"'{part}' is not an index of a list of {len(node)}")], source
+                )
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+            if not last and not isinstance(node.get(part), dict | list):
+                node[part] = {}
+        else:
+            raise ConfigError([(key, f"'{'.'.join(parts[:i])}' is not a mapping")], source)
+        if last:
+            node[index] = yaml.safe_load(raw) if raw else ""
+        else:
+            node = node[index]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# ---------------------------------------------------------------- error messages
+
+
+def _join(prefix: str, path: str) -> str:
+    if not path:
+        return prefix
+    return prefix + (path if path.startswith("[") else "." + path)
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(err: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            allowed = _fields_at(root, loc[:-1])
+            msg = f"unknown key '{loc[-1]}'" + (
+                f"; allowed: {', '.join(allowed)}" if allowed else ""
+            )
+        elif e["type"] == "missing":
+            msg = "required, but missing"
+        elif (
+            "input" in e
+            and e["type"] not in ("value_error",)
+            and not isinstance(e["input"], dict | list)
+        ):
+            msg = f"{msg} (got {e['input']!r})"
+        problems.append((_loc_to_path(loc), msg))
+    return problems
+
+
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the pydantic model found at ``loc`` below ``model`` (for 'allowed: ...')."""
+    for part in loc:
+        model = _unwrap(model)
+        if isinstance(part, int):
+            args = typing.get_args(model)
+            model = args[0] if args else None
+        elif (
+            isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields
+        ):
+            model = model.model_fields[part].annotation
+        else:
+            return []
+    model = _unwrap(model)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return options[0] if len(options) == 1 else annotation
+    return annotation

@@ -1,0 +1,65 @@
+"""Scenarios: PettingZoo ``ParallelEnv``s the team plays, by name.
+
+``SCENARIOS`` maps a versioned name to its env class and options model; ``make_env``
+validates a config's options against that model and builds the env. Importing this
+package also registers every scenario with PettingZoo as ``marl/<name>-vN``, so
+``pettingzoo.make("parallel", "marl/debate-v0")`` works after ``import scenarios``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import pettingzoo
+from pettingzoo import ParallelEnv
+from pydantic import BaseModel
+
+from scenarios.debate_v0 import DebateEnv, DebateOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A registered scenario: ``env.from_options(agent_ids, graph, options)`` builds it."""
+
+    name: str  # versioned, PettingZoo style: <scenario>_v<N>
+    env: type[ParallelEnv]  # must provide the classmethod from_options
+    options: type[BaseModel]
+    summary: str
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "debate_v0": Scenario(
+        name="debate_v0",
+        env=DebateEnv,
+        options=DebateOptions,
+        summary="Agents answer an arithmetic problem, read their neighbours' answers, "
+        "and answer again; team reward for a correct majority.",
+    ),
+}
+
+for _scenario in SCENARIOS.values():
+    # PettingZoo spells the version "-vN" in ids: debate_v0 -> marl/debate-v0
+    _id = "marl/" + _scenario.name.replace("_v", "-v")
+    pettingzoo.register("parallel", _id, entry_point=f"scenarios.{_scenario.name}:parallel_env")
+
+
+def make_env(
+    name: str,
+    agent_ids: Sequence[str],
+    graph: nx.DiGraph | None = None,
+    options: dict | BaseModel | None = None,
+) -> ParallelEnv:
+    """Build scenario ``name`` for ``agent_ids`` on ``graph`` (default: complete graph).
+
+    ``options`` is validated against the scenario's options model; a bad field raises a
+    ``pydantic.ValidationError`` that names it.
+    """
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario '{name}'; known: {', '.join(SCENARIOS)}")
+    scenario = SCENARIOS[name]
+    if not isinstance(options, scenario.options):
+        raw = options.model_dump() if isinstance(options, BaseModel) else (options or {})
+        options = scenario.options.model_validate(raw)
+    return scenario.env.from_options(agent_ids, graph, options)

@@ -1,0 +1,374 @@
+"""
+# Debate
+
+| Creation           | `make("parallel", "marl/debate-v0")` after `import scenarios`     |
+|--------------------|-------------------------------------------------------------------|
+| Actions            | Text (the agent's completion)                                     |
+| Parallel API       | Yes                                                               |
+| Agents             | `agents= ['agent_0', 'agent_1', 'agent_2']` (any ids, 1 or more)  |
+| Action space       | `Text(0..4000, charset=string.printable)`; longer text is cut      |
+| Observation space  | `Text(1..N, charset=string.printable)`, N from graph and options  |
+| Rewards            | one team reward for every agent, 0.0 or 1.0                       |
+| Episode length     | `rounds` steps                                                    |
+
+Multi-agent debate on arithmetic (Du et al. 2023): every agent answers the same problem,
+reads what its in-neighbours on the interaction graph answered, and answers again, for
+`rounds` rounds. With one agent (a graph without edges) it is the single-agent baseline:
+the agent only sees its own previous answer.
+
+### Observations
+
+Round 0: the question and the instruction to finish with a line `Answer: <integer>`.
+Later rounds: the question, the agent's own previous answer, and each message received
+this round (sender id, the sender's parsed answer, the end of its completion), then the
+request to reconsider and answer again. Characters outside `string.printable` become `?`,
+so an observation always lies in its space.
+
+### Actions and messages
+
+An action is the agent's completion; only its last 4000 characters are read. The parsed
+answer (`scenarios.parsing.parse_integer_answer`) plus the last `message_chars` characters
+of the completion go on the message bus to the agent's out-neighbours, with
+`meta={"answer": parsed}`. Messages never leave the graph's edges.
+
+### Rewards
+
+Team answer = majority vote over the round's parsed answers; unparsed answers do not vote,
+a tie goes to the tied answer given first in team order, no parsed answer means no team
+answer (wrong). `reward="final"`: 1.0 at the last step if the final team answer is right,
+else 0.0 (0.0 on earlier steps). `reward="every_round"`: every step pays that round's
+team correctness. Every agent gets the same reward.
+
+### Infos
+
+Every step, per agent: `answer` (int or None), `correct`, `parsed`, `round` (0-based).
+At the last step each agent's info also holds `episode`: `score` (the final team
+correctness as 0.0/1.0) and `score_by_round` (the marl scenario contract), `team_correct_by_round`,
+`team_answer`, `team_correct`, `consensus` (fraction of agents giving the final team
+answer), `parse_failures` (unparsed answers over the episode), `messages`, `deliveries`,
+`message_chars`, `refused` (bus counts) and `target`. All values are msgpack-friendly.
+
+### Termination
+
+All agents terminate together after `rounds` steps (never truncated); `agents` is then
+empty. `max_rounds` (= `rounds`) is the episode length the rollout engine plans for;
+`max_cycles` exists for PettingZoo's tests and does not change the length.
+
+### Seeding
+
+`reset(seed=s)` seeds the problem generator; a later `reset()` without a seed draws the
+next problem from the same stream (the Gymnasium convention). `reset(options={"problem":
+Problem(...)})` poses a given problem; other option keys are ignored.
+
+### Version history
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import gymnasium
+import networkx as nx
+from gymnasium.spaces import Text
+from pettingzoo import ParallelEnv
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from marl.bus import Message, MessageBus
+from marl.graph import GraphError, build_graph
+from scenarios.arithmetic import ArithmeticSpec, Problem, sample_problem
+from scenarios.parsing import parse_integer_answer, sanitize_text
+
+CHARSET = string.printable
+MAX_ACTION_CHARS = 4000
+DEFAULT_TASK = "medium"
+# Observation budget: the fixed prompt text plus the question, then per received message
+# its header (sender id, answer) and its content.
+PROMPT_CHARS = 1000
+MESSAGE_HEADER_CHARS = 60
+
+FINISH = "Finish with a line `Answer: <integer>`."
+FIRST_ASK = "Think step by step, then finish with a line `Answer: <integer>`."
+
+
+class DebateOptions(BaseModel):
+    """The debate scenario's options, as written under `scenario.options` in a config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: int = Field(
+        2, ge=1, le=10, description="How many times each agent answers (one env step each)."
+    )
+    task: ArithmeticSpec = Field(
+        DEFAULT_TASK,
+        validate_default=True,
+        description="The arithmetic problems: a preset name (easy, sums, medium, du) "
+        "or an ArithmeticSpec mapping.",
+    )
+    reward: Literal["final", "every_round"] = Field(
+        "final",
+        description="'final': team correctness paid at the last step only; "
+        "'every_round': each step pays that round's team correctness.",
+    )
+    message_chars: int = Field(
+        300,
+        ge=20,
+        le=MAX_ACTION_CHARS,
+        description="Characters of an agent's completion (its end) sent to its neighbours.",
+    )
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_preset(cls, value: Any) -> Any:
+        return ArithmeticSpec.preset(value) if isinstance(value, str) else value
+
+
+def majority_answer(answers: Sequence[int | None]) -> int | None:
+    """Most common parsed answer; a tie goes to the one given first, ``None`` if none parsed."""
+    votes = [a for a in answers if a is not None]
+    if not votes:
+        return None
+    counts = Counter(votes)
+    top = max(counts.values())
+    return next(a for a in votes if counts[a] == top)
+
+
+def _tail(text: str, max_chars: int) -> str:
+    """The end of ``text`` in at most ``max_chars`` characters, marked with '...' when cut."""
+    text = text.strip()
+    if len(text) > max_chars:
+        text = "..." + text[-(max_chars - 3) :]
+    return sanitize_text(text, CHARSET, max_chars)
+
+
+def _shown(answer: int | None) -> str:
+    return "none found" if answer is None else str(answer)
+
+
+class DebateEnv(ParallelEnv[str, str, str]):
+    """Agents answer an arithmetic question, hear their in-neighbours' answers, answer again."""
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "debate_v0",
+        "render_modes": ["ansi"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        agent_ids: Sequence[str] = ("agent_0", "agent_1", "agent_2"),
+        graph: nx.DiGraph | None = None,
+        rounds: int = 2,
+        task: ArithmeticSpec | str = DEFAULT_TASK,
+        reward: Literal["final", "every_round"] = "final",
+        message_chars: int = 300,
+        render_mode: str | None = None,
+    ):
+        self.options = DebateOptions(
+            rounds=rounds, task=task, reward=reward, message_chars=message_chars
+        )
+        if not agent_ids:
+            raise ValueError("the debate needs at least one agent")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.possible_agents = list(agent_ids)
+        self.graph = build_graph(self.possible_agents) if graph is None else graph
+        if set(self.graph.nodes) != set(self.possible_agents):
+            raise GraphError(
+                f"graph nodes {sorted(self.graph.nodes)} must be the team's agents "
+                f"{self.possible_agents}"
+            )
+        self.max_cycles = self.options.rounds
+        self.max_rounds = self.options.rounds  # the marl scenario contract: steps per episode
+
+        longest_id = max(map(len, self.possible_agents))
+        most_heard = max(degree for _, degree in self.graph.in_degree)
+        per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
+        self._obs_chars = PROMPT_CHARS + most_heard * per_message
+        self.observation_spaces = {
+            a: Text(max_length=self._obs_chars, charset=CHARSET) for a in self.possible_agents
+        }
+        self.action_spaces = {
+            a: Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
+            for a in self.possible_agents
+        }
+
+        self.bus = MessageBus(self.graph, max_content_chars=self.options.message_chars)
+        self._rng = random.Random()
+        self.agents: list[str] = []
+        self.problem: Problem | None = None
+        self.round = 0
+        self._answers: dict[str, int | None] = {}  # the last round's parsed answers
+        self._team_answers: list[int | None] = []
+        self._parse_failures = 0
+
+    @classmethod
+    def from_options(
+        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: DebateOptions
+    ) -> DebateEnv:
+        return cls(
+            agent_ids,
+            graph,
+            rounds=options.rounds,
+            task=options.task,
+            reward=options.reward,
+            message_chars=options.message_chars,
+        )
+
+    def observation_space(self, agent: str) -> Text:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> Text:
+        return self.action_spaces[agent]
+
+    # ---------------------------------------------------------------- episode
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+        if seed is not None:
+            self._rng = random.Random(seed)
+        problem = (options or {}).get("problem")
+        if problem is None:
+            problem = sample_problem(self.options.task, self._rng)
+        elif not isinstance(problem, Problem):
+            raise TypeError(f"options['problem'] must be a Problem, got {type(problem).__name__}")
+        self.problem = problem
+        self.agents = list(self.possible_agents)
+        self.round = 0
+        self.bus.reset()
+        self._answers = {}
+        self._team_answers = []
+        self._parse_failures = 0
+        prompt = self._observe(f"{problem.question}\n{FIRST_ASK}")
+        return dict.fromkeys(self.agents, prompt), {a: {} for a in self.agents}
+
+    def step(
+        self, actions: dict[str, str]
+    ) -> tuple[
+        dict[str, str],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        if not self.agents:
+            raise RuntimeError("no live agents: call reset() to start an episode")
+        if set(actions) != set(self.agents):
+            raise ValueError(
+                f"expected one action per live agent {self.agents}, got {sorted(actions)}"
+            )
+        for agent, action in actions.items():
+            if not isinstance(action, str):
+                raise TypeError(f"action of '{agent}' must be str, got {type(action).__name__}")
+        target = self.problem.answer
+        completions = {a: actions[a][-MAX_ACTION_CHARS:] for a in self.agents}
+        self._answers = {a: parse_integer_answer(completions[a]) for a in self.agents}
+        self._parse_failures += sum(ans is None for ans in self._answers.values())
+        team_answer = majority_answer([self._answers[a] for a in self.agents])
+        self._team_answers.append(team_answer)
+        team_correct = team_answer == target
+
+        for agent in self.agents:
+            self.bus.send(
+                agent,
+                _tail(completions[agent], self.options.message_chars),
+                round=self.round,
+                meta={"answer": self._answers[agent]},
+            )
+        observations = {a: self._reconsider(a) for a in self.agents}
+
+        last = self.round == self.options.rounds - 1
+        paid = last or self.options.reward == "every_round"
+        reward = float(team_correct) if paid else 0.0
+        infos = {
+            a: {
+                "answer": self._answers[a],
+                "correct": self._answers[a] == target,
+                "parsed": self._answers[a] is not None,
+                "round": self.round,
+            }
+            for a in self.agents
+        }
+        if last:
+            for info in infos.values():
+                info["episode"] = self._episode_metrics()
+        rewards = dict.fromkeys(self.agents, reward)
+        terminations = dict.fromkeys(self.agents, last)
+        truncations = dict.fromkeys(self.agents, False)
+        self.round += 1
+        if last:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    # ------------------------------------------------------------ observations
+
+    def _observe(self, text: str) -> str:
+        return sanitize_text(text, CHARSET, self._obs_chars)
+
+    def _reconsider(self, agent: str) -> str:
+        received: list[Message] = self.bus.drain(agent)
+        lines = [
+            f"Question: {self.problem.question}",
+            f"Your previous answer: {_shown(self._answers[agent])}",
+            "",
+        ]
+        if received:
+            lines.append("Answers from other agents:")
+            for message in received:
+                header = f"[{message.sender}] answer: {_shown(message.meta['answer'])}"
+                lines += [header, message.content, ""]
+            lines.append(
+                "Using their reasoning as additional advice, check your answer step by step "
+                f"and give an updated answer. {FINISH}"
+            )
+        else:
+            lines.append(f"Check your answer step by step and give an updated answer. {FINISH}")
+        return self._observe("\n".join(lines))
+
+    def _episode_metrics(self) -> dict[str, Any]:
+        final = self._team_answers[-1]
+        agreeing = sum(ans == final for ans in self._answers.values()) if final is not None else 0
+        stats = self.bus.stats
+        by_round = [ans == self.problem.answer for ans in self._team_answers]
+        return {
+            "score": float(by_round[-1]),
+            "score_by_round": [float(c) for c in by_round],
+            "team_correct_by_round": by_round,
+            "team_answer": final,
+            "team_correct": final == self.problem.answer,
+            "consensus": agreeing / len(self.possible_agents),
+            "parse_failures": self._parse_failures,
+            "messages": stats.sent,
+            "deliveries": stats.deliveries,
+            "message_chars": stats.chars,
+            "refused": stats.refused,
+            "target": self.problem.answer,
+        }
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        if self.problem is None:
+            return "debate_v0: not started (call reset())"
+        problem = self.problem
+        lines = [
+            f"debate_v0 round {self.round}/{self.options.rounds}: "
+            f"{problem.expression} = {problem.answer}"
+        ]
+        lines += [f"  {a}: {_shown(self._answers.get(a))}" for a in self.possible_agents]
+        if self._team_answers:
+            lines.append(f"  team: {_shown(self._team_answers[-1])}")
+        return "\n".join(lines)
+
+
+def parallel_env(**kwargs: Any) -> DebateEnv:
+    """Build a ``DebateEnv``, the PettingZoo factory convention."""
+    return DebateEnv(**kwargs)

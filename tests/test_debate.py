@@ -1,0 +1,287 @@
+import string
+
+import msgpack
+import pettingzoo
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+from pydantic import ValidationError
+
+from marl.graph import GraphError, build_graph
+from scenarios import SCENARIOS, make_env
+from scenarios.arithmetic import Problem
+from scenarios.debate_v0 import DebateEnv, DebateOptions, majority_answer
+
+TEAM = ("agent_0", "agent_1", "agent_2")
+PROBLEM = Problem("What is the result of 2+3*4?", "2+3*4", 14)
+
+
+def play(env, answers_by_round, seed=0):
+    """Run one episode on PROBLEM with scripted completions; returns every step's results."""
+    env.reset(seed=seed, options={"problem": PROBLEM})
+    steps = []
+    for answers in answers_by_round:
+        steps.append(env.step(dict(zip(env.agents, answers, strict=True))))
+    return steps
+
+
+# ---------------------------------------------------------------- PettingZoo conformance
+
+
+@pytest.mark.parametrize("agents", [("solo",), TEAM])
+def test_passes_pettingzoo_parallel_api_test(agents):
+    parallel_api_test(DebateEnv(agents, rounds=3), num_cycles=10)
+
+
+@pytest.mark.parametrize("agents", [("solo",), TEAM])
+def test_passes_pettingzoo_parallel_seed_test(agents):
+    parallel_seed_test(lambda: DebateEnv(agents, rounds=3, task="du"))
+
+
+def test_same_seed_and_actions_replay_the_whole_episode():
+    actions = [
+        {"agent_0": "Answer: 5", "agent_1": "x = 7", "agent_2": "junk é"},
+        {"agent_0": "**5**", "agent_1": "Answer: 6", "agent_2": ""},
+        {"agent_0": "5", "agent_1": "5", "agent_2": "the answer is 5"},
+    ]
+
+    def episode(seed):
+        env = DebateEnv(TEAM, rounds=3, task="du", reward="every_round")
+        trace = [env.reset(seed=seed)]
+        trace += [env.step(step_actions) for step_actions in actions]
+        return trace
+
+    assert episode(7) == episode(7)
+    assert episode(7)[0] != episode(8)[0]  # the seed chooses the problem
+
+
+def test_reset_without_seed_continues_the_seeded_stream():
+    env = DebateEnv(TEAM, task="du")
+    first = env.reset(seed=1)[0]["agent_0"]
+    second = env.reset()[0]["agent_0"]
+    assert first != second
+    assert env.reset(seed=1)[0]["agent_0"] == first
+    assert env.reset()[0]["agent_0"] == second
+
+
+def test_registered_with_pettingzoo():
+    env = pettingzoo.make("parallel", "marl/debate-v0", rounds=1)
+    assert isinstance(env, DebateEnv)
+    assert env.possible_agents == list(TEAM)
+    observations, _ = env.reset(seed=0)
+    assert set(observations) == set(TEAM)
+
+
+# ---------------------------------------------------------------- observations
+
+
+def test_round_zero_asks_the_question_and_the_answer_format():
+    env = DebateEnv(TEAM)
+    observations, infos = env.reset(options={"problem": PROBLEM})
+    for text in observations.values():
+        assert PROBLEM.question in text
+        assert "Answer: <integer>" in text
+    assert infos == {a: {} for a in TEAM}
+
+
+def test_messages_follow_the_chain_graph():
+    chain = build_graph(["a", "b", "c"], preset="chain")
+    env = DebateEnv(["a", "b", "c"], chain, rounds=2)
+    observations = play(
+        env, [["Answer: 111", "b thinks. Answer: 222", "Answer: 333"], ["1", "2", "3"]]
+    )[0][0]
+    assert "Your previous answer: 111" in observations["a"]
+    assert "222" not in observations["a"] and "333" not in observations["a"]
+    assert "[a] answer: 111" in observations["b"] and "333" not in observations["b"]
+    assert "[b] answer: 222" in observations["c"] and "b thinks" in observations["c"]
+    assert "111" not in observations["c"]
+    final = play(env, [["1", "2", "3"], ["1", "2", "3"]])[-1][-1]["a"]["episode"]
+    assert final["refused"] == 0
+    assert final["messages"] == 4  # a and b send each round; c has no out-edge
+    assert final["deliveries"] == 4
+
+
+def test_a_single_agent_sees_its_own_previous_answer():
+    env = DebateEnv(["solo"], rounds=2)
+    observations = play(env, [["Answer: 13"], ["Answer: 14"]])[0][0]
+    assert "Your previous answer: 13" in observations["solo"]
+    assert "other agents" not in observations["solo"]
+    assert PROBLEM.question in observations["solo"]
+
+
+def test_unparsed_previous_answer_is_shown_as_none_found():
+    env = DebateEnv(TEAM, rounds=2)
+    observations = play(env, [["no idea", "Answer: 14", "Answer: 14"], ["", "", ""]])[0][0]
+    assert "Your previous answer: none found" in observations["agent_0"]
+    assert "[agent_0] answer: none found" in observations["agent_1"]
+
+
+def test_messages_carry_the_end_of_long_completions():
+    env = DebateEnv(TEAM, rounds=2, message_chars=50)
+    long = "reasoning " * 100 + "Answer: 14"
+    observations = play(env, [[long, "Answer: 14", "Answer: 14"], ["", "", ""]])[0][0]
+    received = observations["agent_1"].split("[agent_0] answer: 14\n")[1].split("\n")[0]
+    assert received.endswith("Answer: 14") and received.startswith("...")
+    assert len(received) == 50
+
+
+JUNK = [
+    "",
+    "日本語の答え: ١٢ 🤖" * 200,
+    bytes(range(256)).decode("latin-1") * 50,
+    "Answer: 14 " + "\x00\x1b[31m" * 1000,
+    "7" * 100_000,
+    "x" * 100_000 + "Answer: 14",
+]
+
+
+@pytest.mark.parametrize("agents", [("solo",), TEAM])
+def test_observations_stay_in_their_space_whatever_the_actions(agents):
+    env = DebateEnv(agents, rounds=len(JUNK))
+    for observations, *_ in play(env, [[junk] * len(agents) for junk in JUNK]):
+        for agent, text in observations.items():
+            assert env.observation_space(agent).contains(text), repr(text[:80])
+    # transcripts show messages exactly as their recipients read them
+    assert all(set(m.content) <= set(string.printable) for m in env.bus.log)
+
+
+def test_observations_stay_in_their_space_whatever_the_injected_question():
+    env = DebateEnv(TEAM, rounds=1)
+    question = "Combien font 2+3×4 ? " * 500
+    observations, _ = env.reset(options={"problem": Problem(question, "2+3*4", 14)})
+    observations.update(env.step(dict.fromkeys(TEAM, "Answer: 14"))[0])
+    for agent, text in observations.items():
+        assert env.observation_space(agent).contains(text)
+
+
+def test_huge_actions_are_read_from_their_end():
+    env = DebateEnv(TEAM, rounds=1)
+    infos = play(env, [["x" * 100_000 + "Answer: 14"] * 3])[0][-1]
+    assert all(info["correct"] for info in infos.values())
+
+
+# ---------------------------------------------------------------- rewards and metrics
+
+
+def test_a_team_that_is_always_right_scores_one():
+    env = DebateEnv(TEAM, rounds=2)
+    steps = play(env, [["Answer: 14"] * 3] * 2)
+    assert [s[1] for s in steps] == [dict.fromkeys(TEAM, 0.0), dict.fromkeys(TEAM, 1.0)]
+    episode = steps[-1][-1]["agent_0"]["episode"]
+    assert episode["team_correct_by_round"] == [True, True]
+    assert episode["consensus"] == 1.0 and episode["target"] == 14
+
+
+def test_a_team_that_is_always_wrong_scores_zero():
+    env = DebateEnv(TEAM, rounds=2, reward="every_round")
+    steps = play(env, [["Answer: 20"] * 3] * 2)
+    assert all(reward == 0.0 for s in steps for reward in s[1].values())
+    assert steps[-1][-1]["agent_1"]["episode"]["team_answer"] == 20
+
+
+def test_every_round_reward_pays_each_rounds_majority():
+    env = DebateEnv(TEAM, rounds=3, reward="every_round")
+    rounds = [["Answer: 14"] * 3, ["Answer: 20"] * 3, ["14", "14", "20"]]
+    assert [s[1]["agent_2"] for s in play(env, rounds)] == [1.0, 0.0, 1.0]
+
+
+def test_two_right_against_one_wrong_is_a_right_team():
+    env = DebateEnv(TEAM, rounds=1)
+    _, rewards, terminations, truncations, infos = play(env, [["14", "Answer: 14", "20"]])[0]
+    assert rewards == dict.fromkeys(TEAM, 1.0)
+    assert terminations == dict.fromkeys(TEAM, True) and truncations == dict.fromkeys(TEAM, False)
+    assert [infos[a]["correct"] for a in TEAM] == [True, True, False]
+    assert infos["agent_0"]["episode"]["consensus"] == pytest.approx(2 / 3)
+    assert env.agents == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "team_answer", "reward"),
+    [
+        (["14", "20", "junk"], 14, 1.0),  # tie 14/20: agent_0 answered first
+        (["20", "14", "junk"], 20, 0.0),
+    ],
+)
+def test_a_tie_goes_to_the_answer_given_first_in_team_order(answers, team_answer, reward):
+    env = DebateEnv(TEAM, rounds=1)
+    _, rewards, *_, infos = play(env, [answers])[0]
+    assert infos["agent_2"]["episode"]["team_answer"] == team_answer
+    assert rewards["agent_2"] == reward
+
+
+def test_unparsed_answers_count_as_failures_and_never_win():
+    env = DebateEnv(TEAM, rounds=2)
+    steps = play(env, [["junk", "no idea", "Answer: 14"], ["", "?", "..."]])
+    round_0, round_1 = steps[0][-1], steps[1][-1]
+    assert round_0["agent_0"] == {"answer": None, "correct": False, "parsed": False, "round": 0}
+    assert round_0["agent_2"]["correct"] is True
+    episode = round_1["agent_0"]["episode"]
+    assert episode["parse_failures"] == 5
+    assert episode["team_correct_by_round"] == [True, False]
+    assert episode["team_answer"] is None and episode["consensus"] == 0.0
+    assert steps[-1][1]["agent_0"] == 0.0
+
+
+def test_majority_answer():
+    assert majority_answer([None, 3, 5, 5]) == 5
+    assert majority_answer([3, 5, None]) == 3
+    assert majority_answer([None, None]) is None
+
+
+def test_infos_are_msgpack_friendly():
+    env = DebateEnv(TEAM, rounds=2)
+    *_, infos = play(env, [["Answer: 14", "junk", "-3"], ["1", "2", "3"]])[-1]
+    assert msgpack.unpackb(msgpack.packb(infos)) == infos
+
+
+# ---------------------------------------------------------------- lifecycle and options
+
+
+def test_step_outside_an_episode_or_with_missing_actions_fails_loudly():
+    env = DebateEnv(TEAM, rounds=1)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(dict.fromkeys(TEAM, "1"))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="one action per live agent"):
+        env.step({"agent_0": "1"})
+    with pytest.raises(TypeError, match="agent_1"):
+        env.step({"agent_0": "1", "agent_1": 14, "agent_2": "1"})
+
+
+def test_render_shows_the_round_and_answers():
+    env = DebateEnv(TEAM, rounds=2, render_mode="ansi")
+    play(env, [["Answer: 14", "Answer: 9", ""]])
+    text = env.render()
+    assert "round 1/2" in text and "2+3*4" in text
+    assert "agent_1: 9" in text and "agent_2: none found" in text
+
+
+def test_graph_must_cover_exactly_the_team():
+    with pytest.raises(GraphError, match="graph nodes"):
+        DebateEnv(TEAM, build_graph(["agent_0", "agent_1"]))
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"rounds": 0}, "rounds"),
+        ({"rounds": 11}, "rounds"),
+        ({"reward": "sometimes"}, "reward"),
+        ({"message_chars": 5}, "message_chars"),
+        ({"task": "hardest"}, "task"),
+        ({"task": {"operands": 9}}, "task.operands"),
+        ({"turns": 2}, "turns"),
+    ],
+)
+def test_make_env_rejects_bad_options_naming_the_field(options, field):
+    with pytest.raises(ValidationError) as error:
+        make_env("debate_v0", TEAM, options=options)
+    assert field in str(error.value)
+
+
+def test_make_env_builds_from_config_options():
+    env = make_env("debate_v0", TEAM, build_graph(TEAM, "star"), {"rounds": 3, "task": "du"})
+    assert env.options == DebateOptions(rounds=3, task="du")
+    assert env.graph.has_edge("agent_0", "agent_2") and not env.graph.has_edge("agent_1", "agent_2")
+    assert "debate_v0" in SCENARIOS and SCENARIOS["debate_v0"].env is DebateEnv
+    with pytest.raises(ValueError, match="known: debate_v0"):
+        make_env("chess", TEAM)
