@@ -25,6 +25,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from agents.attention import ATTENTION
 from agents.backend import Completion, GenerationRequest, Sampling
 from agents.models import resolve_model
 
@@ -58,23 +59,40 @@ def sample_tokens(
     top_p: torch.Tensor,
     top_k: torch.Tensor,
     uniform: torch.Tensor,
+    candidates: int = 1024,
 ) -> torch.Tensor:
     """Next tokens (batch,) from logits (batch, vocab) by inverse-CDF sampling with ``uniform``.
 
     Per row: temperature (0 = greedy), then keep the ``top_k`` most likely tokens (0 = all),
     then the smallest most-likely prefix whose mass reaches ``top_p``; sample from what is left.
+    Only the ``candidates`` most likely tokens are sorted; a row whose kept set could reach
+    past them (no top-k and top-p not reached inside them) is sampled over the full sort.
     """
     scaled = logits.float() / temperature.clamp_min(1e-6)[:, None]
-    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)  # (batch, vocab)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    rank = torch.arange(probs.shape[-1], device=probs.device)[None, :]
-    drop = (top_k[:, None] > 0) & (rank >= top_k[:, None])
-    drop |= (torch.cumsum(probs, dim=-1) - probs) >= top_p[:, None]  # the first token always stays
-    probs = probs.masked_fill(drop, 0.0)
-    cdf = torch.cumsum(probs, dim=-1)
-    target = uniform[:, None] * cdf[:, -1:]
-    index = torch.searchsorted(cdf, target).clamp_max(probs.shape[-1] - 1)  # (batch, 1)
+    probs = torch.softmax(scaled, dim=-1)  # (batch, vocab)
+    k = min(candidates, probs.shape[-1])
+    top, order = torch.topk(probs, k, dim=-1)  # (batch, k), most likely first
+    rank = torch.arange(k, device=probs.device)[None, :]
+    mass = torch.cumsum(top, dim=-1)
+    before = mass - top  # mass of the more likely tokens
+    drop = ((top_k[:, None] > 0) & (rank >= top_k[:, None])) | (before >= top_p[:, None])
+    top = top.masked_fill(drop, 0.0)
+    cdf = torch.cumsum(top, dim=-1)
+    index = torch.searchsorted(cdf, uniform[:, None] * cdf[:, -1:]).clamp_max(k - 1)
     sampled = order.gather(-1, index).squeeze(-1)
+    if k == probs.shape[-1]:
+        return torch.where(temperature == 0, torch.argmax(logits, dim=-1), sampled)
+    # rows whose kept set may go on past the candidates: redo those over the whole vocabulary
+    spills = ((top_k == 0) | (top_k > k)) & (mass[:, -1] < top_p)
+    for row in torch.nonzero(spills & (temperature > 0)).flatten().tolist():
+        sampled[row] = sample_tokens(
+            logits[row : row + 1],
+            temperature[row : row + 1],
+            top_p[row : row + 1],
+            top_k[row : row + 1],
+            uniform[row : row + 1],
+            candidates=probs.shape[-1],
+        )[0]
     return torch.where(temperature == 0, torch.argmax(logits, dim=-1), sampled)
 
 
@@ -106,7 +124,9 @@ class TransformersBackend:
         self.name = model
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, attn_implementation=ATTENTION
+        ).to(self.device)
         self.model.eval()
         self.max_batch_size = max_batch_size
         eos = self.model.generation_config.eos_token_id

@@ -81,7 +81,7 @@ class MessageBus:
         """Empty every inbox, the log and the counters (a new episode)."""
         self._inboxes: dict[str, list[tuple[int, int, int, Message]]] = {a: [] for a in self._order}
         self._seq = 0
-        self.log: list[Message] = []
+        self._log: list[tuple[int, int, int, Message]] = []
         self.stats = BusStats()
 
     def neighbours(self, agent: str) -> list[str]:
@@ -104,6 +104,10 @@ class MessageBus:
         """
         if sender not in self._order:
             raise KeyError(f"unknown sender '{sender}'; agents: {list(self._order)}")
+        if isinstance(recipients, str):
+            raise TypeError(
+                f"recipients must be a list of agent ids, not the string '{recipients}'"
+            )
         wanted = self.neighbours(sender) if recipients is None else list(dict.fromkeys(recipients))
         allowed = [r for r in wanted if r in self._order and self.graph.has_edge(sender, r)]
         self.stats.refused += len(wanted) - len(allowed)
@@ -121,8 +125,13 @@ class MessageBus:
         self.stats.sent += 1
         self.stats.deliveries += len(allowed)
         self.stats.chars += len(content)
-        self.log.append(message)
+        self._log.append((*key, message))
         return message
+
+    @property
+    def log(self) -> list[Message]:
+        """Every delivered message in delivery order (round, sender's team position, send order)."""
+        return [entry[-1] for entry in sorted(self._log, key=lambda e: e[:3])]
 
     def inbox(self, agent: str) -> list[Message]:
         """Messages waiting for ``agent`` in delivery order, without removing them."""

@@ -73,7 +73,7 @@ def _simulate(config: RunConfig, progress: bool) -> int:
         task = bar.add_task("turns", total=total)
         folder, summary = simulate(config, team, on_turns=lambda n: bar.advance(task, n))
     console.print(result_table(summary))
-    console.print(f"run folder: [bold]{folder.path}[/]")
+    console.print(f"run folder: [bold]{folder.path}[/]", soft_wrap=True)
     return 0
 
 
@@ -81,29 +81,32 @@ def result_table(summary: dict) -> Table:
     """The team against its single-agent baseline: score by round, consensus, cost."""
     phases = summary["phases"]
     rounds = max(len(p["score_by_round"]) for p in phases.values())
-    table = Table(title=f"{summary['name']} on {summary['scenario']}")
-    table.add_column("who")
-    table.add_column("episodes", justify="right")
+    table = Table(title=f"{summary['name']} on {summary['scenario']}: score by round")
+    table.add_column("who", no_wrap=True)
     for k in range(rounds):
-        table.add_column("score r1" if k == 0 else f"score r{k + 1}", justify="right")
-    table.add_column("consensus", justify="right")
-    table.add_column("messages/ep", justify="right")
-    table.add_column("tokens/ep", justify="right")
-    table.add_column("seconds", justify="right")
-    for name, phase in (("single agent", phases["single"]), ("team", phases["team"])):
-        who = f"{name} ({', '.join(phase['agents'])})"
+        table.add_column(
+            f"r{k + 1}" + (" (final)" if k == rounds - 1 and k else ""), justify="right"
+        )
+    for name in ("consensus", "msgs/ep", "tokens/ep", "seconds"):
+        table.add_column(name, justify="right")
+    for name, phase in (("single", phases["single"]), ("team", phases["team"])):
         by_round = [f"{s:.0%}" for s in phase["score_by_round"]]
         by_round += [""] * (rounds - len(by_round))
         table.add_row(
-            who,
-            str(phase["episodes"]),
+            f"single: {phase['agents'][0]}"
+            if name == "single"
+            else f"team of {len(phase['agents'])}",
             *by_round,
             f"{phase['consensus']:.0%}" if "consensus" in phase else "-",
             f"{phase.get('messages', 0):.1f}",
             f"{phase['completion_tokens']:.0f}",
-            f"{phase['seconds']:.1f}",
+            f"{phase['seconds']:.0f}",
         )
-    table.caption = f"team gain (final score, team minus single agent): {summary['team_gain']:+.0%}"
+    episodes = phases["team"]["episodes"]
+    table.caption = (
+        f"{episodes} tasks, same seeds for both rows; "
+        f"team gain at the final round: {summary['team_gain']:+.0%}"
+    )
     return table
 
 

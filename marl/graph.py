@@ -44,6 +44,8 @@ def build_graph(
     graph = nx.DiGraph()
     graph.add_nodes_from(ids)
     if edges is not None:
+        if hub is not None:
+            raise GraphError("'hub' only applies to the star preset, not to an edge list")
         known = set(ids)
         for u, v in edges:
             for end in (u, v):

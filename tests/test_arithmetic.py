@@ -34,9 +34,7 @@ def test_du_preset_has_the_du_et_al_form_and_a_hand_computed_answer():
     spec = ArithmeticSpec.preset("du")
     for seed in range(20):
         problem = sample_problem(spec, random.Random(seed))
-        match = re.fullmatch(
-            r"(\d\d)\+(\d\d)\*(\d\d)\+(\d\d)-(\d\d)\*(\d\d)", problem.expression
-        )
+        match = re.fullmatch(r"(\d\d)\+(\d\d)\*(\d\d)\+(\d\d)-(\d\d)\*(\d\d)", problem.expression)
         assert match, problem.expression
         a, b, c, d, e, f = map(int, match.groups())
         assert problem.answer == a + b * c + d - e * f

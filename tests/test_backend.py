@@ -1,0 +1,108 @@
+"""The transformers backend on the tiny model: batching, seeds, logprobs, stopping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.backend import GenerationRequest, Sampling
+from agents.transformers_backend import sample_tokens
+
+GREEDY = Sampling(temperature=0, max_new_tokens=12)
+SAMPLED = Sampling(temperature=1.0, top_p=0.9, max_new_tokens=12)
+PROMPTS = ["What is 2+2?", "Name a colour.", "A much longer prompt " * 8, "Hi"]
+
+
+def requests(sampling: Sampling, seed: int = 0) -> list[GenerationRequest]:
+    return [
+        GenerationRequest([{"role": "user", "content": p}], f"agent_{i}", sampling, seed + i)
+        for i, p in enumerate(PROMPTS)
+    ]
+
+
+def test_batched_greedy_equals_one_by_one(tiny_backend) -> None:
+    batch = tiny_backend.generate(requests(GREEDY))
+    alone = [tiny_backend.generate([r])[0] for r in requests(GREEDY)]
+    assert [c.token_ids for c in batch] == [c.token_ids for c in alone]
+    assert all(len(c.token_ids) > 0 for c in batch)
+
+
+def test_sampled_completion_does_not_depend_on_batch_companions(tiny_backend) -> None:
+    batch = tiny_backend.generate(requests(SAMPLED))
+    alone = tiny_backend.generate(requests(SAMPLED)[2:3])
+    assert batch[2].token_ids == alone[0].token_ids
+    again = tiny_backend.generate(requests(SAMPLED))
+    assert [c.token_ids for c in again] == [c.token_ids for c in batch]
+    other_seed = tiny_backend.generate(requests(SAMPLED, seed=100))
+    assert [c.token_ids for c in other_seed] != [c.token_ids for c in batch]
+
+
+def test_logprobs_match_a_fresh_forward_pass(tiny_backend) -> None:
+    for completion in tiny_backend.generate(requests(SAMPLED)):
+        ids = torch.tensor([completion.prompt_token_ids + completion.token_ids])
+        with torch.no_grad():
+            logits = tiny_backend.model(ids).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        start = len(completion.prompt_token_ids) - 1
+        expected = [logp[start + i, t].item() for i, t in enumerate(completion.token_ids)]
+        assert completion.logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_each_request_keeps_its_own_length_limit(tiny_backend) -> None:
+    reqs = requests(GREEDY)
+    short = GenerationRequest(reqs[0].messages, "a", Sampling(temperature=0, max_new_tokens=3), 0)
+    out = tiny_backend.generate([short, *reqs[1:]])
+    assert len(out[0].token_ids) <= 3
+    for c in out:
+        assert len(c.token_ids) == len(c.logprobs)
+        if c.finish_reason == "stop":
+            assert c.token_ids[-1] in tiny_backend.stop_ids
+        else:
+            assert len(c.token_ids) in (3, 12)
+
+
+def test_chat_template_is_applied(tiny_backend) -> None:
+    ids = tiny_backend.encode_prompt(
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    )
+    text = tiny_backend.tokenizer.decode(ids)
+    assert "<|im_start|>system\nS<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_sampler_filters() -> None:
+    logits = torch.tensor([[0.0, 5.0, 4.9, -3.0], [1.0, 0.5, 0.2, 0.1]])
+    uniform = torch.tensor([0.99, 0.99])
+    one = torch.ones(2)
+    # greedy ignores the draw
+    greedy = sample_tokens(logits, torch.zeros(2), one, torch.zeros(2, dtype=torch.long), uniform)
+    assert greedy.tolist() == [1, 0]
+    # top-k 1 is greedy whatever the draw
+    top1 = sample_tokens(logits, one, one, torch.ones(2, dtype=torch.long), uniform)
+    assert top1.tolist() == [1, 0]
+    # a tiny top-p keeps only the most likely token
+    nucleus = sample_tokens(
+        logits, one, torch.full((2,), 1e-3), torch.zeros(2, dtype=torch.long), uniform
+    )
+    assert nucleus.tolist() == [1, 0]
+    # no filter and a draw of 1 lands on the least likely token
+    free = sample_tokens(
+        logits, one, one, torch.zeros(2, dtype=torch.long), torch.tensor([1.0, 1.0])
+    )
+    assert free.tolist() == [3, 3]
+
+
+def test_sampler_candidate_shortcut_agrees_with_full_sort() -> None:
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        batch, vocab = 8, 3000
+        logits = torch.randn(batch, vocab, generator=gen) * torch.rand(batch, 1, generator=gen) * 6
+        temperature = torch.rand(batch, generator=gen) * 1.5
+        top_p = torch.rand(batch, generator=gen).clamp_min(0.05)
+        top_p[0] = 1.0
+        top_k = torch.randint(0, 80, (batch,), generator=gen)
+        top_k[1] = 0
+        uniform = torch.rand(batch, generator=gen)
+        fast = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=64)
+        full = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=vocab)
+        assert torch.equal(fast, full)
