@@ -34,6 +34,7 @@ class LLMAgent:
     system_prompt: str
     model: str
     sampling: Sampling
+    adapter: str | None = None  # the LoRA adapter this agent acts with; None: base weights
 
     def messages(self, observation: str) -> list[dict[str, str]]:
         """Chat turns for one observation; ``{id}`` and ``{role}`` fill the system prompt."""
@@ -41,7 +42,9 @@ class LLMAgent:
         return [{"role": "system", "content": system}, {"role": "user", "content": observation}]
 
     def request(self, observation: str, seed: int) -> GenerationRequest:
-        return GenerationRequest(self.messages(observation), self.id, self.sampling, seed)
+        return GenerationRequest(
+            self.messages(observation), self.id, self.sampling, seed, self.adapter
+        )
 
 
 class Team:

@@ -109,32 +109,40 @@ class RowLimits(StoppingCriteria):
         return (input_ids.shape[1] - self.prompt_len) >= self.limits
 
 
-class TransformersBackend:
-    """Batched generation with a local transformers model (one per base model per process)."""
+def load_causal_lm(model: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) for a model name from a config, with the GQA-friendly attention."""
+    hf_logging.disable_progress_bar()
+    path = resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=ATTENTION)
+    return lm.to(device), tokenizer
 
-    def __init__(
-        self,
-        model: str,
-        device: str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        max_batch_size: int = 64,
-    ):
-        hf_logging.disable_progress_bar()
-        path = resolve_model(model)
-        self.name = model
-        self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=ATTENTION
-        ).to(self.device)
-        self.model.eval()
+
+class TransformersBackend:
+    """Batched generation with a transformers model (plain, or a peft model with adapters).
+
+    With a peft model, each request's ``adapter`` names the LoRA adapter its row runs with
+    (``None``: the base weights), and one batch mixes adapters freely.
+    """
+
+    def __init__(self, model, tokenizer, max_batch_size: int = 64):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
-        eos = self.model.generation_config.eos_token_id
+        eos = model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
-        self.stop_ids.add(self.tokenizer.eos_token_id)
-        self.pad_id = self.tokenizer.pad_token_id
+        self.stop_ids.add(tokenizer.eos_token_id)
+        self.pad_id = tokenizer.pad_token_id
         if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id
+            self.pad_id = tokenizer.eos_token_id
+
+    @classmethod
+    def load(cls, model: str, device: str = "cpu", max_batch_size: int = 64) -> TransformersBackend:
+        """A backend on a fresh copy of ``model`` (an embedded name, a folder or a hub id)."""
+        lm, tokenizer = load_causal_lm(model, device)
+        lm.eval()
+        return cls(lm, tokenizer, max_batch_size)
 
     def encode_prompt(self, messages: list[dict[str, str]]) -> list[int]:
         """Token ids of a chat prompt with the model's template and the assistant header."""
@@ -146,6 +154,7 @@ class TransformersBackend:
         return list(ids)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.model.eval()  # a trainer may have left it in train mode; peft mixes adapters in eval
         prompts = [self.encode_prompt(r.messages) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
         results: list[Completion | None] = [None] * len(requests)
@@ -167,6 +176,9 @@ class TransformersBackend:
             input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
             attention[row, width - len(prompt) :] = 1
         limits = [r.sampling.max_new_tokens for r in requests]
+        adapters = {}
+        if any(r.adapter is not None for r in requests):
+            adapters["adapter_names"] = [r.adapter or "__base__" for r in requests]
         config = GenerationConfig(
             do_sample=False,
             max_new_tokens=max(limits),
@@ -187,6 +199,7 @@ class TransformersBackend:
                 ]
             ),
             stopping_criteria=StoppingCriteriaList([RowLimits(width, limits, self.device)]),
+            **adapters,
         )
         new_tokens = out.sequences[:, width:].cpu()  # (batch, steps)
         # raw logits of every step -> log-probabilities of the tokens actually chosen

@@ -1,6 +1,8 @@
 """The `marl` command line.
 
     marl simulate CONFIG [--set key.path=value ...] [--episodes N] [--out DIR]
+    marl train CONFIG [--set key.path=value ...] [--steps N] [--out DIR]
+    marl train --resume RUN_DIR
 
 A config error prints every bad field by its path and exits with status 2, no traceback.
 """
@@ -8,8 +10,10 @@ A config error prints every bad field by its path and exits with status 2, no tr
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,28 +30,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("simulate", help="play a team and its single-agent baseline")
     sim.add_argument("config", help="a run config YAML file (see configs/)")
-    sim.add_argument(
+    _config_flags(sim)
+    sim.add_argument("--episodes", type=int, help="shorthand for --set run.episodes=N")
+    train = commands.add_parser("train", help="train the team (MAGRPO or a baseline)")
+    train.add_argument("config", nargs="?", help="a run config YAML file with a train: section")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint"
+    )
+    train.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
+    _config_flags(train)
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.resume:
+        if args.config or args.set or args.steps is not None or args.out is not None:
+            parser.error("--resume takes the run folder only: its config.yaml is the config")
+        return _train(None, args.resume, progress=not args.no_progress)
+    if args.command == "train" and not args.config:
+        parser.error("train needs CONFIG or --resume RUN_DIR")
+    try:
+        config = load_config(args.config, _overrides(args))
+    except ConfigError as err:
+        errors.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        return 2
+    if args.command == "train":
+        return _train(config, None, progress=not args.no_progress)
+    return _simulate(config, progress=not args.no_progress)
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a config field, e.g. --set run.episodes=4",
     )
-    sim.add_argument("--episodes", type=int, help="shorthand for --set run.episodes=N")
-    sim.add_argument("--out", help="shorthand for --set run.output_dir=DIR")
-    sim.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, _overrides(args))
-    except ConfigError as err:
-        errors.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
-        return 2
-    return _simulate(config, progress=not args.no_progress)
+    parser.add_argument("--out", help="shorthand for --set run.output_dir=DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.set)
-    if args.episodes is not None:
+    if getattr(args, "steps", None) is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if getattr(args, "episodes", None) is not None:
         overrides.append(f"run.episodes={args.episodes}")
     if args.out is not None:
         overrides.append(f"run.output_dir={args.out}")
@@ -75,6 +100,70 @@ def _simulate(config: RunConfig, progress: bool) -> int:
     console.print(result_table(summary))
     console.print(f"run folder: [bold]{folder.path}[/]", soft_wrap=True)
     return 0
+
+
+def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
+    from marl.train import resume_training, start_training
+
+    with console.status("loading models"):
+        if resume:
+            if not (Path(resume) / "config.yaml").is_file():
+                errors.print(f"[bold red]error:[/] {resume} is not a run folder (no config.yaml)")
+                return 2
+            training, notes = resume_training(resume)
+        else:
+            training, notes = start_training(config), []
+    for note in notes:
+        console.print(f"[yellow]{note}[/]")
+    tc = training.tc
+    columns = [
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps  reward {task.fields[reward]}  eval {task.fields[eval]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task(
+            "steps", total=tc.steps, completed=training.step, reward="-", eval="-", tps="-"
+        )
+
+        def show(record: dict) -> None:
+            fields = {
+                "reward": f"{record['reward_mean']:.2f}",
+                "tps": f"{record['tokens_per_s']:.0f}",
+            }
+            if "eval/team" in record:
+                fields["eval"] = f"{record['eval/team']:.0%}"
+            bar.update(task, completed=record["step"], **fields)
+
+        last = training.run(on_step=show)
+    console.print(train_table(training.folder.path / "metrics.jsonl"))
+    if last:
+        console.print(f"finished step {last['step']} of {tc.steps}")
+    console.print(f"run folder: [bold]{training.folder.path}[/]", soft_wrap=True)
+    return 0
+
+
+def train_table(metrics_path: Path) -> Table:
+    """Reward and held-out evaluation over the run, from its metrics file."""
+    lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    table = Table(title="training")
+    for name in ("step", "reward", "flat groups", "eval team", "eval best single", "team gain"):
+        table.add_column(name, justify="right")
+    for line in lines:
+        if "eval/team" not in line and line is not lines[-1]:
+            continue
+        table.add_row(
+            str(line["step"]),
+            f"{line['reward_mean']:.3f}",
+            f"{line['flat_group_fraction']:.0%}",
+            f"{line['eval/team']:.0%}" if "eval/team" in line else "",
+            f"{line['eval/best_single']:.0%}" if "eval/best_single" in line else "",
+            f"{line['eval/team_gain']:+.0%}" if "eval/team_gain" in line else "",
+        )
+    return table
 
 
 def result_table(summary: dict) -> Table:

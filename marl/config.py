@@ -114,12 +114,70 @@ class RunOptions(_Strict):
     batch_size: int = Field(32, ge=1, le=4096, description="max prompts per generate call")
 
 
+class LoraConfig(_Strict):
+    r: int = Field(8, ge=1, le=256, description="LoRA rank")
+    alpha: int = Field(16, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        min_length=1,
+        description="names of the linear layers that get adapters",
+    )
+
+
+class TrainConfig(_Strict):
+    """MAGRPO and its baselines (`marl train`). Defaults follow the MAGRPO paper where it says."""
+
+    algorithm: Literal["magrpo", "igrpo", "grpo"] = Field(
+        "magrpo",
+        description="magrpo: joint team reward; igrpo: each agent its own reward from infos; "
+        "grpo: the single-agent version of the scenario (first agent alone)",
+    )
+    policy: Literal["separate", "separate_full", "shared"] = Field(
+        "separate",
+        description="separate: a LoRA adapter per agent on one frozen base; separate_full: "
+        "full weights per agent; shared: one LoRA adapter for every role",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    steps: int = Field(50, ge=1, le=1_000_000, description="optimiser steps")
+    tasks_per_step: int = Field(4, ge=1, description="tasks (groups) per step")
+    group_size: int = Field(4, ge=2, le=256, description="G: joint rollouts per task")
+    joint: Literal["aligned", "cross"] = Field(
+        "aligned", description="single turn: pair the g-th samples (G) or take the product (G^N)"
+    )
+    gamma: float = Field(1.0, ge=0.0, le=1.0, description="discount over rounds")
+    advantage: Literal["mean", "mean_std", "rloo", "max"] = Field(
+        "mean",
+        description="group baseline: R - mean (the paper's), z-score, leave-one-out, R - max",
+    )
+    loss_norm: Literal["sequence", "token"] = Field(
+        "sequence", description="sum of token logprobs per completion, or their mean"
+    )
+    lr: float = Field(1e-4, gt=0.0, le=1.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    updates_per_batch: int = Field(
+        1, ge=1, le=16, description="optimiser passes over one batch; >1 turns on ratio clipping"
+    )
+    clip_eps: float = Field(
+        0.2, gt=0.0, lt=1.0, description="PPO ratio clip when a batch is reused"
+    )
+    kl_coef: float = Field(0.0, ge=0.0, description="k3 KL to the frozen starting policy")
+    eval_every: int = Field(10, ge=0, description="steps between held-out evaluations; 0 = off")
+    eval_episodes: int = Field(20, ge=1, description="held-out tasks per evaluation")
+    save_every: int = Field(10, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept")
+    transcript_every: int = Field(1, ge=0, description="steps between saved transcripts; 0 = never")
+
+
 class RunConfig(_Strict):
     name: str = Field("run", pattern=_ID_PATTERN)
     scenario: ScenarioConfig
     team: TeamConfig
     graph: GraphConfig = Field(default_factory=GraphConfig)
     run: RunOptions = Field(default_factory=RunOptions)
+    train: TrainConfig | None = Field(None, description="present for `marl train`")
 
     @property
     def single_agent_id(self) -> str:

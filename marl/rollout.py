@@ -25,9 +25,13 @@ from pettingzoo import ParallelEnv
 from agents.team import ActRequest, Policy
 
 
-def request_seed(episode_seed: int, agent_id: str, round: int) -> int:
-    """A sampling seed that depends on the episode, the agent and the round, nothing else."""
-    entropy = [episode_seed, zlib.crc32(agent_id.encode()), round]
+def request_seed(episode_seed: int, agent_id: str, round: int, sample: int = 0) -> int:
+    """A sampling seed from the task seed, the agent, the round and the sample index only.
+
+    ``sample`` tells apart the G rollouts of one task in a training group (and training
+    steps revisiting a task); plain simulation uses sample 0.
+    """
+    entropy = [episode_seed, zlib.crc32(agent_id.encode()), round, sample]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -39,7 +43,7 @@ class Turn:
     agent: str
     observation: str
     text: str
-    prompt_tokens: int
+    prompt_ids: list[int]
     token_ids: list[int]
     logprobs: list[float]
     finish_reason: str
@@ -50,7 +54,8 @@ class Turn:
 @dataclass(slots=True)
 class Episode:
     index: int
-    seed: int
+    seed: int  # the task seed: episodes of one training group share it
+    sample: int  # which rollout of that task (sampling seeds differ per sample)
     scenario: str
     agents: list[str]
     turns: list[Turn] = field(default_factory=list)
@@ -68,7 +73,7 @@ class Episode:
 
     @property
     def prompt_tokens(self) -> int:
-        return sum(t.prompt_tokens for t in self.turns)
+        return sum(len(t.prompt_ids) for t in self.turns)
 
     def to_record(self) -> dict[str, Any]:
         """A msgpack-friendly dict (one transcript frame)."""
@@ -82,23 +87,33 @@ def run_episodes(
     policy: Policy,
     seeds: Sequence[int],
     *,
+    samples: Sequence[int] | None = None,
     batch_size: int = 32,
     on_turns: Callable[[int], None] | None = None,
 ) -> list[Episode]:
-    """Play one episode per seed, all in lockstep; ``on_turns(n)`` reports finished turns."""
+    """Play one episode per seed, all in lockstep; ``on_turns(n)`` reports finished turns.
+
+    ``samples[k]`` is episode k's sample index (default 0): the same task seed with another
+    sample index is another rollout of the same task.
+    """
+    samples = list(samples) if samples is not None else [0] * len(seeds)
     envs = [make_env() for _ in seeds]
     observations = []
     episodes = []
     for index, (env, seed) in enumerate(zip(envs, seeds, strict=True)):
         obs, _ = env.reset(seed=seed)
         observations.append(obs)
-        episodes.append(Episode(index, seed, env.metadata["name"], list(env.possible_agents)))
+        episodes.append(
+            Episode(index, seed, samples[index], env.metadata["name"], list(env.possible_agents))
+        )
     live = [i for i, env in enumerate(envs) if env.agents]
     round = 0
     while live:
         slots = [(i, agent) for i in live for agent in envs[i].agents]
         requests = [
-            ActRequest(agent, observations[i][agent], request_seed(seeds[i], agent, round))
+            ActRequest(
+                agent, observations[i][agent], request_seed(seeds[i], agent, round, samples[i])
+            )
             for i, agent in slots
         ]
         completions = []
@@ -123,7 +138,7 @@ def run_episodes(
                         agent=agent,
                         observation=request.observation,
                         text=completion.text,
-                        prompt_tokens=len(completion.prompt_token_ids),
+                        prompt_ids=completion.prompt_token_ids,
                         token_ids=completion.token_ids,
                         logprobs=completion.logprobs,
                         finish_reason=completion.finish_reason,

@@ -30,7 +30,7 @@ def build_team(config: RunConfig) -> Team:
         LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling) for a in config.team.agents
     ]
     backends = {
-        model: TransformersBackend(model, max_batch_size=config.run.batch_size)
+        model: TransformersBackend.load(model, max_batch_size=config.run.batch_size)
         for model in dict.fromkeys(a.model for a in agents)
     }
     return Team(agents, backends)

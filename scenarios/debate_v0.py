@@ -9,20 +9,33 @@
 | Action space       | `Text(0..4000, charset=string.printable)`; longer text is cut      |
 | Observation space  | `Text(1..N, charset=string.printable)`, N from graph and options  |
 | Rewards            | one team reward for every agent, 0.0 or 1.0                       |
-| Episode length     | `rounds` steps                                                    |
+| Episode length     | `rounds` steps, plus one for the judge when there is one          |
 
 Multi-agent debate on arithmetic (Du et al. 2023): every agent answers the same problem,
 reads what its in-neighbours on the interaction graph answered, and answers again, for
 `rounds` rounds. With one agent (a graph without edges) it is the single-agent baseline:
-the agent only sees its own previous answer.
+the agent only sees its own previous answer. `wordmath_v0` is this protocol on word
+problems: subclasses change the task source (`sample_task`) and the options' `task`.
+
+With `judge: <agent id>` that agent does not debate. The others (the debaters) debate for
+`rounds` steps; then they are done and the judge joins for one more step: it reads every
+debater's final answer and its own answer is the team's, instead of the majority vote.
+Every debater needs an edge to the judge (the `star` preset with `hub: <judge>`); edges
+between debaters let them debate before the judge decides. With one agent the judge
+option is ignored, so a judge config still has its single-agent baseline.
 
 ### Observations
 
 Round 0: the question and the instruction to finish with a line `Answer: <integer>`.
 Later rounds: the question, the agent's own previous answer, and each message received
-this round (sender id, the sender's parsed answer, the end of its completion), then the
-request to reconsider and answer again. Characters outside `string.printable` become `?`,
-so an observation always lies in its space.
+this round (sender, the sender's parsed answer, the end of its completion), then the
+request to reconsider and answer again. `peer_display="attributed"` names each sender by
+its id; `"anonymous"` calls them `Agent 1`, `Agent 2`, ... in a fresh random order in every
+observation. `max_neighbours_shown: k` shows a debater at most k of the messages it
+received (a random subset, in delivery order unless anonymous). The judge's one
+observation is the question and every debater's final answer, shown the same way but
+never cut to k. Characters outside `string.printable` become `?`, so an observation
+always lies in its space.
 
 ### Actions and messages
 
@@ -37,7 +50,9 @@ Team answer = majority vote over the round's parsed answers; unparsed answers do
 a tie goes to the tied answer given first in team order, no parsed answer means no team
 answer (wrong). `reward="final"`: 1.0 at the last step if the final team answer is right,
 else 0.0 (0.0 on earlier steps). `reward="every_round"`: every step pays that round's
-team correctness. Every agent gets the same reward.
+team correctness. Every agent gets the same reward. With a judge, the team answer of a
+debate round is still the debaters' majority (paid only by `every_round`) and the judge's
+step pays the judge's correctness; that step is the last.
 
 ### Infos
 
@@ -46,23 +61,31 @@ At the last step each agent's info also holds `episode`: `score` (the final team
 correctness as 0.0/1.0) and `score_by_round` (the marl scenario contract), `team_correct_by_round`,
 `team_answer`, `team_correct`, `consensus` (fraction of agents giving the final team
 answer), `parse_failures` (unparsed answers over the episode), `messages`, `deliveries`,
-`message_chars`, `refused` (bus counts) and `target`. All values are msgpack-friendly.
+`message_chars`, `refused` (bus counts) and `target`. With a judge, `score_by_round` has
+one entry per step (the debaters' majority, then the judge), `consensus` counts debaters
+agreeing with the judge, and `majority_answer` and `majority_correct` tell what the
+debaters' final majority vote would have given. All values are msgpack-friendly.
 
 ### Termination
 
 All agents terminate together after `rounds` steps (never truncated); `agents` is then
-empty. `max_rounds` (= `rounds`) is the episode length the rollout engine plans for;
-`max_cycles` exists for PettingZoo's tests and does not change the length.
+empty. With a judge the debaters terminate after `rounds` steps, when the judge joins
+`agents`, and the judge terminates one step later. `max_rounds` (`rounds`, plus one with
+a judge) is the episode length the rollout engine plans for; `max_cycles` exists for
+PettingZoo's tests and does not change the length.
 
 ### Seeding
 
 `reset(seed=s)` seeds the problem generator; a later `reset()` without a seed draws the
-next problem from the same stream (the Gymnasium convention). `reset(options={"problem":
-Problem(...)})` poses a given problem; other option keys are ignored.
+next problem from the same stream (the Gymnasium convention). The random order and
+subsets of shown peers come from a second stream, also seeded by `reset(seed=s)`, so the
+problems do not depend on the display options. `reset(options={"problem": Problem(...)})`
+poses a given problem; other option keys are ignored.
 
 ### Version history
 
-* v0: initial release.
+* v0: initial release; `judge`, `peer_display` and `max_neighbours_shown` added as options
+  whose defaults keep the original behaviour.
 """
 
 from __future__ import annotations

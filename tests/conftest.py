@@ -16,7 +16,7 @@ def tiny_backend():
     """One transformers backend on the tiny random model, shared by the whole run."""
     from agents.transformers_backend import TransformersBackend
 
-    return TransformersBackend("tiny-random", max_batch_size=64)
+    return TransformersBackend.load("tiny-random", max_batch_size=64)
 
 
 def config_on_tiny_model(path: Path, **run: object) -> dict:

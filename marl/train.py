@@ -1,0 +1,241 @@
+"""`marl train`: the training loop around a trainer, with evaluation, checkpoints and resume.
+
+Each step draws ``tasks_per_step`` training tasks (seeds fixed by the run seed and the step,
+so a resumed run sees the same tasks), plays ``group_size`` rollouts of each with the
+current policies, hands the episodes to the trainer, and appends one line to
+``metrics.jsonl``. Every ``eval_every`` steps the team, and each agent alone on the
+single-agent version of the task, play the held-out tasks. Every ``save_every`` steps a
+checkpoint is written; ``--resume`` continues from the newest one that verifies, dropping
+metrics lines and transcripts written after it, so no line is lost or doubled.
+
+Held-out tasks use seeds from ``EVAL_SEED_OFFSET`` up, training tasks stay below it; a
+scenario with a ``split`` option also gets ``split: train`` / ``split: test``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pettingzoo import ParallelEnv
+
+from agents.policies import PolicySet
+from agents.team import LLMAgent, Policy
+from marl.checkpoint import Checkpoint, checkpoints, load_latest, save_checkpoint
+from marl.codec import TranscriptWriter
+from marl.config import RunConfig, TrainConfig
+from marl.rollout import Episode, run_episodes
+from marl.runs import RunFolder
+from marl.simulate import aggregate, env_factory
+from marl.trainers.magrpo import MAGRPOTrainer
+
+EVAL_SEED_OFFSET = 1_000_000
+
+
+def train_seeds(config: RunConfig, step: int) -> list[int]:
+    """The training tasks of ``step`` (0-based): fixed by the run seed and the step."""
+    per_step = config.train.tasks_per_step
+    first = (config.run.seed * 7919 + step * per_step) % EVAL_SEED_OFFSET
+    return [(first + k) % EVAL_SEED_OFFSET for k in range(per_step)]
+
+
+def eval_seeds(config: RunConfig) -> list[int]:
+    return [EVAL_SEED_OFFSET + config.run.seed + k for k in range(config.train.eval_episodes)]
+
+
+def training_agents(config: RunConfig) -> list[str]:
+    """Who trains: the team, or for `grpo` the first agent alone (the single-agent task)."""
+    ids = config.team.ids
+    return ids[:1] if config.train.algorithm == "grpo" else ids
+
+
+def split_factory(
+    config: RunConfig, agent_ids: Sequence[str], split: str
+) -> Callable[[], ParallelEnv]:
+    options = config.scenario_options()
+    if "split" in type(options).model_fields:
+        config = config.model_copy(deep=True)
+        config.scenario.options = {**config.scenario.options, "split": split}
+    return env_factory(config, agent_ids)
+
+
+class Training:
+    """A training run in a run folder: build once, then ``run()`` (fresh or resumed)."""
+
+    def __init__(self, config: RunConfig, folder: RunFolder):
+        if config.train is None:
+            raise ValueError("this config has no 'train:' section; add one to use `marl train`")
+        self.config = config
+        self.tc: TrainConfig = config.train
+        self.folder = folder
+        self.agent_ids = training_agents(config)
+        agents = [
+            LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling)
+            for a in config.team.agents
+            if a.id in self.agent_ids
+        ]
+        lora = self.tc.lora
+        self.policies = PolicySet(
+            agents,
+            self.tc.policy,
+            lora={
+                "r": lora.r,
+                "lora_alpha": lora.alpha,
+                "lora_dropout": lora.dropout,
+                "target_modules": lora.target_modules,
+            },
+            seed=config.run.seed,
+            max_batch_size=config.run.batch_size,
+            reference=self.tc.kl_coef > 0,
+        )
+        self.trainer = MAGRPOTrainer(self.policies, self.tc)
+        self.make_train_env = split_factory(config, self.agent_ids, "train")
+        self.step = 0
+
+    # ---------------------------------------------------------------- state
+
+    def save(self) -> Path:
+        checkpoint = Checkpoint(
+            step=self.step,
+            policies=self.policies.state_dict(),
+            optimizers={
+                name: {
+                    "optimizer": opt.state_dict(),
+                    "scheduler": self.trainer.schedulers[name].state_dict(),
+                }
+                for name, opt in self.trainer.optimizers.items()
+            },
+            state={"algorithm": self.tc.algorithm, "policy": self.tc.policy},
+        )
+        return save_checkpoint(
+            self.folder.path / "checkpoints", checkpoint, self.tc.keep_checkpoints
+        )
+
+    def resume(self) -> list[str]:
+        """Load the newest good checkpoint and cut later metrics and transcripts; say what."""
+        checkpoint, skipped = load_latest(self.folder.path / "checkpoints")
+        notes = [f"skipped checkpoint {s}" for s in skipped]
+        if checkpoint is None:
+            if checkpoints(self.folder.path / "checkpoints"):
+                notes.append("no checkpoint verified: starting again from step 0")
+            self.step = 0
+        else:
+            self.policies.load_state_dict(checkpoint.policies)
+            for name, states in checkpoint.optimizers.items():
+                self.trainer.optimizers[name].load_state_dict(states["optimizer"])
+                self.trainer.schedulers[name].load_state_dict(states["scheduler"])
+            self.step = checkpoint.step
+            notes.append(f"resumed from checkpoint step {self.step}")
+        self._truncate_after(self.step)
+        return notes
+
+    def _truncate_after(self, step: int) -> None:
+        metrics = self.folder.path / RunFolder.METRICS
+        if metrics.exists():
+            kept = []
+            for line in metrics.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= step:
+                        kept.append(line)
+                except (ValueError, KeyError):
+                    break  # a line cut by the kill: everything after it is redone
+            metrics.write_text("".join(k + "\n" for k in kept))
+        for path in (self.folder.path / "transcripts").glob("step-*.msgpack"):
+            if int(path.stem.removeprefix("step-")) > step:
+                path.unlink()
+
+    # ---------------------------------------------------------------- loop
+
+    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+        while self.step < self.tc.steps:
+            last = self.train_step()
+            if on_step:
+                on_step(last)
+        return last
+
+    def train_step(self) -> dict[str, Any]:
+        tc = self.tc
+        start = time.perf_counter()
+        seeds = train_seeds(self.config, self.step)
+        group = [s for s in seeds for _ in range(tc.group_size)]
+        samples = [self.step * tc.group_size + g for _ in seeds for g in range(tc.group_size)]
+        episodes = run_episodes(
+            self.make_train_env,
+            self.policies.team,
+            group,
+            samples=samples,
+            batch_size=self.config.run.batch_size,
+        )
+        rollout_seconds = time.perf_counter() - start
+        stats = self.trainer.step(episodes)
+        self.step += 1
+        tokens = sum(e.completion_tokens for e in episodes)
+        returns = torch.tensor([e.team_return for e in episodes])
+        record: dict[str, Any] = {
+            "step": self.step,
+            "tasks": seeds,
+            "reward_mean": float(returns.mean()),
+            "reward_std": float(returns.std(unbiased=False)),
+            "score_mean": sum(e.metrics["score"] for e in episodes) / len(episodes),
+            "tokens": tokens,
+            "rollout_seconds": round(rollout_seconds, 3),
+            "seconds": round(time.perf_counter() - start, 3),
+            **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},
+        }
+        if tc.transcript_every and self.step % tc.transcript_every == 0:
+            self._write_transcripts(episodes)
+        if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.steps):
+            record |= self.evaluate()
+        record["tokens_per_s"] = round(tokens / max(record["rollout_seconds"], 1e-9), 2)
+        self.folder.log_metrics(record)
+        if self.step % tc.save_every == 0 or self.step == tc.steps:
+            self.save()
+        return record
+
+    def evaluate(self, policy: Policy | None = None) -> dict[str, float]:
+        """Held-out tasks: the team, each agent alone, and the team's gain over the best."""
+        policy = policy or self.policies.team
+        seeds = eval_seeds(self.config)
+        batch = self.config.run.batch_size
+
+        def score(agent_ids: Sequence[str]) -> float:
+            make_env = split_factory(self.config, agent_ids, "test")
+            return aggregate(run_episodes(make_env, policy, seeds, batch_size=batch))["score"]
+
+        out = {"eval/team": score(self.agent_ids)}
+        if len(self.agent_ids) > 1:
+            singles = {a: score([a]) for a in self.agent_ids}
+            out |= {f"eval/single/{a}": s for a, s in singles.items()}
+            out["eval/best_single"] = max(singles.values())
+            out["eval/team_gain"] = out["eval/team"] - out["eval/best_single"]
+        return out
+
+    def _write_transcripts(self, episodes: Sequence[Episode]) -> None:
+        folder = self.folder.path / "transcripts"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"step-{self.step:06d}.msgpack"
+        path.unlink(missing_ok=True)
+        with TranscriptWriter(path) as writer:
+            for episode in episodes:
+                writer.write({**episode.to_record(), "step": self.step})
+
+
+def start_training(config: RunConfig) -> Training:
+    """A new run folder with the resolved config, ready to ``run()``."""
+    folder = RunFolder.create(config.run.output_dir, config.name)
+    folder.write_config(config.resolved())
+    return Training(config, folder)
+
+
+def resume_training(run_dir: str | Path) -> tuple[Training, list[str]]:
+    """Rebuild a run from its folder's config and continue from its newest good checkpoint."""
+    from marl.config import load_config
+
+    folder = RunFolder(run_dir)
+    training = Training(load_config(folder.path / RunFolder.CONFIG), folder)
+    return training, training.resume()

@@ -1,0 +1,1 @@
+"""Trainers: they consume recorded episodes and update policies; they never step an env."""

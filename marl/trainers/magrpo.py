@@ -1,0 +1,240 @@
+"""MAGRPO: multi-agent group relative policy optimisation, and its baselines.
+
+Liu, Liang, Lyu, Amato, *LLM Collaboration With Multi-Agent Reinforcement Learning*
+(arXiv 2508.04652). For one task, G joint rollouts from the same initial state form a
+group; every agent's completion is scored by the team's joint return, its advantage is
+that return minus the group's baseline, and each agent's own policy takes a
+REINFORCE-style step. Baselines reuse the same code:
+
+| algorithm | reward an agent learns from            | team                       |
+| --------- | -------------------------------------- | -------------------------- |
+| `magrpo`  | the joint team reward                  | the configured team        |
+| `igrpo`   | its own `individual_reward` from infos | the configured team        |
+| `grpo`    | the reward of the single-agent task    | the first agent alone      |
+
+Deliberate simplifications: multi-turn groups are G whole episodes (`episodes` mode), so
+siblings at round t > 0 share the task but not their history; the baseline at each round
+is the mean over those G episodes. Log-probabilities for the update come from a fresh
+forward pass; those recorded at sampling time serve as the "old" policy of the PPO ratio.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agents.policies import PolicySet
+from marl.config import TrainConfig
+from marl.rollout import Episode
+
+# ------------------------------------------------------------------ the algorithm
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R_t = r_t + gamma * R_{t+1} along the last axis. rewards: (..., T) -> (..., T)."""
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[..., 0])
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + gamma * running
+        returns[..., t] = running
+    return returns
+
+
+def group_advantages(returns: torch.Tensor, mode: str = "mean", eps: float = 1e-6) -> torch.Tensor:
+    """Advantages over a group of siblings along axis 0. returns: (G, ...) -> (G, ...)."""
+    G = returns.shape[0]
+    if mode == "mean":  # the paper's choice: R - mean(R)
+        return returns - returns.mean(0, keepdim=True)
+    if mode == "mean_std":
+        return (returns - returns.mean(0, keepdim=True)) / (
+            returns.std(0, unbiased=False, keepdim=True) + eps
+        )
+    if mode == "rloo":  # baseline = mean of the other G-1
+        return (G * returns - returns.sum(0, keepdim=True)) / (G - 1)
+    if mode == "max":
+        return returns - returns.max(0, keepdim=True).values
+    raise ValueError(f"unknown advantage mode '{mode}'; known: mean, mean_std, rloo, max")
+
+
+def policy_loss(
+    logprobs: torch.Tensor,  # (B, T) current policy, with gradients
+    old_logprobs: torch.Tensor,  # (B, T) policy that sampled the tokens
+    advantages: torch.Tensor,  # (B,)
+    mask: torch.Tensor,  # (B, T) 1 on completion tokens
+    clip_eps: float | None = None,
+    ref_logprobs: torch.Tensor | None = None,  # (B, T) frozen reference, for the k3 KL
+    kl_coef: float = 0.0,
+    loss_norm: str = "sequence",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """-(sum of token logprobs) x advantage, averaged over the group; optional clip and KL.
+
+    On-policy (``old == logprobs``, no clip) the gradient is exactly -A * grad(sum log p).
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # (B, T), 1 on-policy
+    adv = advantages[:, None]
+    surrogate = ratio * adv
+    if clip_eps is not None:
+        surrogate = torch.minimum(surrogate, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+    per_token = -surrogate
+    kl = torch.zeros_like(logprobs)
+    if ref_logprobs is not None:
+        log_ratio = ref_logprobs - logprobs
+        kl = torch.exp(log_ratio) - log_ratio - 1  # k3 estimator of KL(policy || reference)
+        per_token = per_token + kl_coef * kl
+    per_sequence = (per_token * mask).sum(-1)  # (B,)
+    tokens = mask.sum(-1).clamp_min(1)
+    if loss_norm == "token":
+        per_sequence = per_sequence / tokens
+    loss = per_sequence.mean()
+    stats = {
+        "kl": float((kl * mask).sum() / mask.sum().clamp_min(1)),
+        "clipped": float(
+            (((ratio - 1).abs() > (clip_eps or float("inf"))) * mask).sum()
+            / mask.sum().clamp_min(1)
+        ),
+    }
+    return loss, stats
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+@dataclass
+class Sample:
+    """One agent's completion in one round of one rollout, with its advantage."""
+
+    policy: str
+    prompt_ids: list[int]
+    token_ids: list[int]
+    logprobs: list[float]
+    advantage: float
+
+
+def episode_rewards(episode: Episode, algorithm: str) -> dict[str, list[float]]:
+    """Per agent, the reward of each round it learns from (team reward, or its own for igrpo)."""
+    if algorithm != "igrpo":
+        return {agent: list(episode.rewards) for agent in episode.agents}
+    rewards: dict[str, list[float]] = defaultdict(list)
+    for turn in episode.turns:
+        rewards[turn.agent].append(float(turn.info["individual_reward"]))
+    return dict(rewards)
+
+
+def group_samples(
+    episodes: Sequence[Episode], policies: PolicySet, config: TrainConfig
+) -> tuple[list[Sample], dict[str, float]]:
+    """Turn the episodes of one step into training samples with group-relative advantages."""
+    groups: dict[int, list[Episode]] = defaultdict(list)
+    for episode in episodes:
+        groups[episode.seed].append(episode)
+    samples: list[Sample] = []
+    flat_groups = 0
+    for group in groups.values():
+        per_agent = [episode_rewards(e, config.algorithm) for e in group]
+        for agent in group[0].agents:
+            rewards = torch.tensor([r[agent] for r in per_agent])  # (G, T)
+            returns = discounted_returns(rewards, config.gamma)  # (G, T)
+            advantages = group_advantages(returns, config.advantage)  # (G, T)
+            flat_groups += int(bool((returns.std(0) == 0).all()))
+            for g, episode in enumerate(group):
+                for turn in (t for t in episode.turns if t.agent == agent):
+                    if turn.token_ids:
+                        samples.append(
+                            Sample(
+                                policies.policy_of[agent],
+                                turn.prompt_ids,
+                                turn.token_ids,
+                                turn.logprobs,
+                                float(advantages[g, turn.round]),
+                            )
+                        )
+    stats = {"flat_group_fraction": flat_groups / max(1, len(groups) * len(episodes[0].agents))}
+    return samples, stats
+
+
+class MAGRPOTrainer:
+    """One optimiser per policy; ``step(episodes)`` makes one update from one step's groups."""
+
+    def __init__(self, policies: PolicySet, config: TrainConfig, micro_batch: int = 8):
+        self.policies = policies
+        self.config = config
+        self.micro_batch = micro_batch
+        self.optimizers = {
+            name: torch.optim.AdamW(policies.parameters(name), lr=config.lr, weight_decay=0.0)
+            for name in policies.policies
+        }
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
+            for name, opt in self.optimizers.items()
+        }
+
+    def _lr_factor(self, step: int) -> float:
+        c = self.config
+        if c.warmup_steps and step < c.warmup_steps:
+            return (step + 1) / c.warmup_steps
+        progress = min(1.0, (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps))
+        if c.lr_schedule == "linear":
+            return 1.0 - progress
+        if c.lr_schedule == "cosine":
+            return 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi)).item())
+        return 1.0
+
+    def step(self, episodes: Sequence[Episode]) -> dict[str, float]:
+        samples, stats = group_samples(episodes, self.policies, self.config)
+        advantages = torch.tensor([s.advantage for s in samples]) if samples else torch.zeros(1)
+        stats |= {"advantage_abs_mean": float(advantages.abs().mean()), "samples": len(samples)}
+        for policy in self.policies.policies:
+            mine = [s for s in samples if s.policy == policy]
+            stats |= {f"{policy}/{k}": v for k, v in self._update(policy, mine).items()}
+        return stats
+
+    def _update(self, policy: str, samples: list[Sample]) -> dict[str, float]:
+        optimizer, scheduler = self.optimizers[policy], self.schedulers[policy]
+        c = self.config
+        totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "grad_norm": 0.0}
+        active = [s for s in samples if s.advantage != 0.0 or c.kl_coef > 0]
+        if not active:  # every group flat: nothing to learn this step, keep the schedule going
+            optimizer.step()  # no gradients: a no-op that keeps the scheduler's order check happy
+            scheduler.step()
+            return totals | {"lr": scheduler.get_last_lr()[0]}
+        clip = c.clip_eps if c.updates_per_batch > 1 else None
+        params = self.policies.parameters(policy)
+        for _ in range(c.updates_per_batch):
+            optimizer.zero_grad(set_to_none=True)
+            with self.policies.training(policy):
+                for start in range(0, len(active), self.micro_batch):
+                    chunk = active[start : start + self.micro_batch]
+                    prompts = [s.prompt_ids for s in chunk]
+                    completions = [s.token_ids for s in chunk]
+                    logprobs, mask = self.policies.sequence_logprobs(policy, prompts, completions)
+                    old = torch.zeros_like(logprobs)
+                    for row, s in enumerate(chunk):  # recorded logprobs, right aligned like mask
+                        old[row, old.shape[1] - len(s.logprobs) :] = torch.tensor(s.logprobs)
+                    ref = None
+                    if c.kl_coef > 0:
+                        ref, _ = self.policies.sequence_logprobs(
+                            policy, prompts, completions, reference=True
+                        )
+                    loss, part = policy_loss(
+                        logprobs,
+                        old if clip is not None else logprobs.detach(),
+                        torch.tensor([s.advantage for s in chunk]),
+                        mask,
+                        clip_eps=clip,
+                        ref_logprobs=ref,
+                        kl_coef=c.kl_coef,
+                        loss_norm=c.loss_norm,
+                    )
+                    weight = len(chunk) / len(active)  # micro-batches add up to the group mean
+                    (loss * weight).backward()
+                    totals["loss"] += float(loss) * weight / c.updates_per_batch
+                    totals["kl"] += part["kl"] * weight / c.updates_per_batch
+                    totals["clipped"] += part["clipped"] * weight / c.updates_per_batch
+            norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+            totals["grad_norm"] += float(norm) / c.updates_per_batch
+            optimizer.step()
+        scheduler.step()
+        return totals | {"lr": scheduler.get_last_lr()[0]}

@@ -1,0 +1,194 @@
+"""MAGRPO: the math on hand-computed cases, N=1 equals GRPO, and real updates on a toy task."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.backend import Sampling
+from agents.policies import PolicySet
+from agents.team import LLMAgent
+from marl.config import TrainConfig
+from marl.rollout import Episode, Turn
+from marl.trainers.magrpo import (
+    MAGRPOTrainer,
+    discounted_returns,
+    group_advantages,
+    group_samples,
+    policy_loss,
+)
+
+# ------------------------------------------------------------------ math
+
+
+def test_discounted_returns_by_hand() -> None:
+    rewards = torch.tensor([[1.0, 0.0, 2.0]])
+    assert discounted_returns(rewards, 0.5).tolist() == [[1.5, 1.0, 2.0]]  # 1 + .5*(0 + .5*2)
+    assert discounted_returns(rewards, 1.0).tolist() == [[3.0, 2.0, 2.0]]
+    assert discounted_returns(rewards, 0.0).tolist() == [[1.0, 0.0, 2.0]]
+
+
+def test_group_advantages_by_hand() -> None:
+    r = torch.tensor([1.0, 2.0, 3.0, 6.0])  # mean 3, population std sqrt(3.5)
+    assert group_advantages(r, "mean").tolist() == [-2.0, -1.0, 0.0, 3.0]
+    # leave-one-out: 1 - (2+3+6)/3, 2 - (1+3+6)/3, 3 - (1+2+6)/3, 6 - (1+2+3)/3
+    assert group_advantages(r, "rloo").tolist() == pytest.approx([-8 / 3, -4 / 3, 0.0, 4.0])
+    assert group_advantages(r, "max").tolist() == [-5.0, -4.0, -3.0, 0.0]
+    z = group_advantages(r, "mean_std")
+    assert z.tolist() == pytest.approx([-2 / 3.5**0.5, -1 / 3.5**0.5, 0.0, 3 / 3.5**0.5], rel=1e-5)
+    flat = group_advantages(torch.ones(4), "mean_std")
+    assert flat.tolist() == [0.0] * 4  # equal rewards: no signal, no NaN
+    per_round = group_advantages(torch.tensor([[1.0, 0.0], [3.0, 2.0]]), "mean")
+    assert per_round.tolist() == [[-1.0, -1.0], [1.0, 1.0]]  # baseline per round (axis 0)
+
+
+def test_on_policy_gradient_is_minus_advantage_times_logprob_gradient() -> None:
+    logits = torch.tensor([0.3, -0.2, 0.5], requires_grad=True)
+    logp = torch.log_softmax(logits, -1)
+    seq = torch.stack([logp[0] + logp[2], logp[1] + logp[0]])  # two tokens each, summed below
+    per_token = torch.stack([torch.stack([logp[0], logp[2]]), torch.stack([logp[1], logp[0]])])
+    adv = torch.tensor([2.0, -1.0])
+    mask = torch.ones(2, 2)
+    loss, stats = policy_loss(per_token, per_token.detach(), adv, mask)
+    (grad,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    (expected,) = torch.autograd.grad(-(seq * adv).mean(), logits)
+    assert torch.allclose(grad, expected)
+    assert stats["kl"] == 0.0
+    token_loss, _ = policy_loss(per_token, per_token.detach(), adv, mask, loss_norm="token")
+    assert float(token_loss) == pytest.approx(float(loss) / 2)
+
+
+def test_clipping_stops_the_gradient_past_the_trust_region() -> None:
+    logp = torch.tensor([[-0.1]], requires_grad=True)
+    old = torch.tensor([[-1.0]])  # ratio e^0.9 ~ 2.46 > 1.2
+    loss, stats = policy_loss(logp, old, torch.tensor([1.0]), torch.ones(1, 1), clip_eps=0.2)
+    loss.backward()
+    assert logp.grad.item() == 0.0 and stats["clipped"] == 1.0
+    logp.grad = None
+    loss, _ = policy_loss(logp, old, torch.tensor([-1.0]), torch.ones(1, 1), clip_eps=0.2)
+    loss.backward()
+    assert logp.grad.item() != 0.0  # a negative advantage keeps pushing the ratio down
+
+
+def test_k3_kl_is_zero_at_the_reference_and_positive_away() -> None:
+    logp = torch.tensor([[-1.0, -2.0]])
+    mask = torch.ones(1, 2)
+    _, same = policy_loss(logp, logp, torch.zeros(1), mask, ref_logprobs=logp, kl_coef=0.1)
+    _, away = policy_loss(logp, logp, torch.zeros(1), mask, ref_logprobs=logp - 0.5, kl_coef=0.1)
+    assert same["kl"] == 0.0 and away["kl"] > 0.0
+    assert away["kl"] == pytest.approx(float(torch.exp(torch.tensor(-0.5)) + 0.5 - 1))
+
+
+# ------------------------------------------------------------------ on the tiny model
+
+SAMPLING = Sampling(temperature=1.0, max_new_tokens=6)
+
+
+def make_policies(ids, kind="separate", seed=0) -> PolicySet:
+    agents = [LLMAgent(a, "solver", "You are {id}.", "tiny-random", SAMPLING) for a in ids]
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    return PolicySet(agents, kind, lora=lora, seed=seed)
+
+
+def episode(seed, sample, agent_turns, rewards) -> Episode:
+    turns = [
+        Turn(
+            0, agent, "obs", "text", list(prompt), list(tokens), list(lp), "stop", rewards[-1], info
+        )
+        for agent, prompt, tokens, lp, info in agent_turns
+    ]
+    return Episode(0, seed, sample, "toy", [t.agent for t in turns], turns, list(rewards))
+
+
+def test_team_reward_is_shared_and_igrpo_uses_individual_rewards() -> None:
+    policies = make_policies(["a", "b"])
+    eps = [
+        episode(
+            0,
+            g,
+            [
+                ("a", [1], [5], [-1.0], {"individual_reward": ra}),
+                ("b", [1], [6], [-1.0], {"individual_reward": rb}),
+            ],
+            [team],
+        )
+        for g, (team, ra, rb) in enumerate([(1.0, 1.0, 0.0), (0.0, 0.0, 1.0)])
+    ]
+    joint, _ = group_samples(eps, policies, TrainConfig(group_size=2))
+    assert [(s.policy, s.advantage) for s in joint] == [
+        ("a", 0.5),
+        ("a", -0.5),
+        ("b", 0.5),
+        ("b", -0.5),
+    ]
+    own, _ = group_samples(eps, policies, TrainConfig(group_size=2, algorithm="igrpo"))
+    assert [(s.policy, s.advantage) for s in own] == [
+        ("a", 0.5),
+        ("a", -0.5),
+        ("b", -0.5),
+        ("b", 0.5),
+    ]
+
+
+def test_one_agent_magrpo_equals_a_hand_written_grpo_step() -> None:
+    config = TrainConfig(group_size=3, lr=0.05, max_grad_norm=1e9)
+    policies = make_policies(["solo"], seed=3)
+    outs = policies.team.act(
+        [*(__import__("agents.team").team.ActRequest("solo", "Hi", s) for s in range(3))]
+    )
+    rewards = [1.0, 0.0, 0.5]
+    eps = [
+        episode(7, g, [("solo", o.prompt_token_ids, o.token_ids, o.logprobs, {})], [r])
+        for g, (o, r) in enumerate(zip(outs, rewards, strict=True))
+    ]
+
+    # GRPO by hand on an identical copy: A = R - mean(R); loss = -mean(sum log p * A); AdamW
+    twin = make_policies(["solo"], seed=3)
+    params = twin.parameters("solo")
+    opt = torch.optim.AdamW(params, lr=0.05, weight_decay=0.0)
+    adv = torch.tensor(rewards) - torch.tensor(rewards).mean()
+    with twin.training("solo"):
+        logp, mask = twin.sequence_logprobs(
+            "solo", [o.prompt_token_ids for o in outs], [o.token_ids for o in outs]
+        )
+        (-((logp * mask).sum(-1) * adv).mean()).backward()
+    opt.step()
+
+    MAGRPOTrainer(policies, config).step(eps)
+    for mine, theirs in zip(policies.parameters("solo"), params, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+    assert any(
+        not torch.allclose(p, q)
+        for p, q in zip(params, make_policies(["solo"], seed=3).parameters("solo"), strict=True)
+    )
+
+
+@pytest.mark.parametrize("kind", ["separate", "shared", "separate_full"])
+def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
+    import tests.toy_scenario  # noqa: F401  registers toy_length_v0
+    from marl.rollout import run_episodes
+    from scenarios import make_env
+
+    policies = make_policies(["a", "b"], kind=kind)
+    model = next(iter(policies.models.values()))
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+    before = policies.state_dict()
+    config = TrainConfig(group_size=4, lr=0.01)
+    seeds = [s for s in (0, 1) for _ in range(4)]
+    eps = run_episodes(
+        lambda: make_env("toy_length_v0", ["a", "b"]), policies.team, seeds, samples=list(range(8))
+    )
+    stats = MAGRPOTrainer(policies, config).step(eps)
+    after = policies.state_dict()
+    assert stats["flat_group_fraction"] < 1.0
+    for policy in policies.policies:
+        assert torch.isfinite(torch.tensor(stats[f"{policy}/loss"]))
+        assert stats[f"{policy}/grad_norm"] > 0
+        changed = [
+            k for k in after if k.startswith(policy + "/") and not torch.equal(after[k], before[k])
+        ]
+        assert changed, f"policy {policy} did not move"
+    if kind != "separate_full":
+        for name, p in model.named_parameters():
+            if "lora_" not in name:
+                assert torch.equal(p, frozen[name]), f"frozen base weight {name} changed"

@@ -1,0 +1,73 @@
+"""A toy scenario for trainer tests, registered on import as `toy_length_v0`.
+
+The tiny random model never solves a real task, so every reward would be 0 and no update
+would happen. Here the team reward is the mean completion length in characters / 40
+(capped at 1): it differs between samples of the tiny model, so groups are never flat and
+an update really moves the weights. One round; agents hear nobody.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import ClassVar
+
+from gymnasium.spaces import Text
+from pettingzoo import ParallelEnv
+from pydantic import BaseModel, ConfigDict
+
+from marl.bus import MessageBus
+from marl.graph import build_graph
+from scenarios import SCENARIOS, Scenario
+
+
+class ToyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToyLengthEnv(ParallelEnv):
+    metadata: ClassVar[dict] = {
+        "name": "toy_length_v0",
+        "render_modes": [],
+        "is_parallelizable": True,
+    }
+
+    def __init__(self, agent_ids=("a",), graph=None):
+        self.possible_agents = list(agent_ids)
+        self.graph = graph if graph is not None else build_graph(self.possible_agents, "none")
+        self.bus = MessageBus(self.graph)
+        self.max_rounds = self.max_cycles = 1
+        self._obs = {a: Text(200, charset=string.printable) for a in self.possible_agents}
+        self._act = {
+            a: Text(4000, min_length=0, charset=string.printable) for a in self.possible_agents
+        }
+        self.agents: list[str] = []
+
+    @classmethod
+    def from_options(cls, agent_ids, graph, options: ToyOptions) -> ToyLengthEnv:
+        return cls(agent_ids, graph)
+
+    def observation_space(self, agent):
+        return self._obs[agent]
+
+    def action_space(self, agent):
+        return self._act[agent]
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.bus.reset()
+        return {a: f"Task {seed}: write something long." for a in self.agents}, {
+            a: {} for a in self.agents
+        }
+
+    def step(self, actions):
+        lengths = {a: min(1.0, len(actions[a]) / 40) for a in self.agents}
+        team = sum(lengths.values()) / len(lengths)
+        episode = {"score": team, "score_by_round": [team]}
+        infos = {a: {"individual_reward": lengths[a], "episode": episode} for a in self.agents}
+        rewards = dict.fromkeys(self.agents, team)
+        done = dict.fromkeys(self.agents, True)
+        self.agents = []
+        return {a: "" for a in actions}, rewards, done, dict.fromkeys(done, False), infos
+
+
+SCENARIOS["toy_length_v0"] = Scenario("toy_length_v0", ToyLengthEnv, ToyOptions, "test toy")
