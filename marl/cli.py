@@ -52,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
         return 2
     if args.command == "train":
+        if config.train is None:
+            errors.print(
+                f"[bold red]error:[/] {args.config} has no 'train:' section; "
+                "add one (see configs/magrpo_relay.yaml) to use `marl train`"
+            )
+            return 2
         return _train(config, None, progress=not args.no_progress)
     return _simulate(config, progress=not args.no_progress)
 

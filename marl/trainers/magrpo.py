@@ -230,7 +230,7 @@ class MAGRPOTrainer:
                     )
                     weight = len(chunk) / len(active)  # micro-batches add up to the group mean
                     (loss * weight).backward()
-                    totals["loss"] += float(loss) * weight / c.updates_per_batch
+                    totals["loss"] += loss.item() * weight / c.updates_per_batch
                     totals["kl"] += part["kl"] * weight / c.updates_per_batch
                     totals["clipped"] += part["clipped"] * weight / c.updates_per_batch
             norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
