@@ -121,7 +121,11 @@ def decode_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
                 f"{type(recipient).__name__}"
             )
     return Message(
-        obj["sender"], tuple(obj["recipients"]), obj["round"], obj["channel"], obj["content"],
+        obj["sender"],
+        tuple(obj["recipients"]),
+        obj["round"],
+        obj["channel"],
+        obj["content"],
         obj["meta"],
     )
 

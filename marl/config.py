@@ -145,6 +145,11 @@ class TrainConfig(_Strict):
     joint: Literal["aligned", "cross"] = Field(
         "aligned", description="single turn: pair the g-th samples (G) or take the product (G^N)"
     )
+    multi_turn: Literal["episodes", "tree"] = Field(
+        "episodes",
+        description="episodes: G whole episodes per task (cost linear in rounds); tree: branch "
+        "G ways at every round from the shared history (cost G^rounds)",
+    )
     gamma: float = Field(1.0, ge=0.0, le=1.0, description="discount over rounds")
     advantage: Literal["mean", "mean_std", "rloo", "max"] = Field(
         "mean",

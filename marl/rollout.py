@@ -14,6 +14,8 @@ the single-agent baseline reproduces that agent's first-round answer in the team
 
 from __future__ import annotations
 
+import copy
+import itertools
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from agents.backend import Completion
 from agents.team import ActRequest, Policy
 
 
@@ -33,6 +36,22 @@ def request_seed(episode_seed: int, agent_id: str, round: int, sample: int = 0) 
     """
     entropy = [episode_seed, zlib.crc32(agent_id.encode()), round, sample]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def act_in_chunks(
+    policy: Policy,
+    requests: Sequence[ActRequest],
+    batch_size: int,
+    on_turns: Callable[[int], None] | None = None,
+) -> list[Completion]:
+    """The policy's completions for ``requests``, at most ``batch_size`` per call."""
+    completions: list[Completion] = []
+    for start in range(0, len(requests), batch_size):
+        chunk = requests[start : start + batch_size]
+        completions += policy.act(chunk)
+        if on_turns:
+            on_turns(len(chunk))
+    return completions
 
 
 @dataclass(slots=True)
@@ -116,11 +135,7 @@ def run_episodes(
             )
             for i, agent in slots
         ]
-        completions = []
-        for start in range(0, len(requests), batch_size):
-            completions += policy.act(requests[start : start + batch_size])
-            if on_turns:
-                on_turns(len(requests[start : start + batch_size]))
+        completions = act_in_chunks(policy, requests, batch_size, on_turns)
         actions: dict[int, dict[str, str]] = {i: {} for i in live}
         for (i, agent), completion in zip(slots, completions, strict=True):
             actions[i][agent] = completion.text
@@ -132,20 +147,7 @@ def run_episodes(
             episode.rewards.append(team_reward)
             for agent in actions[i]:
                 request, completion = by_slot[(i, agent)]
-                episode.turns.append(
-                    Turn(
-                        round=round,
-                        agent=agent,
-                        observation=request.observation,
-                        text=completion.text,
-                        prompt_ids=completion.prompt_token_ids,
-                        token_ids=completion.token_ids,
-                        logprobs=completion.logprobs,
-                        finish_reason=completion.finish_reason,
-                        reward=float(rewards.get(agent, 0.0)),
-                        info={k: v for k, v in infos.get(agent, {}).items() if k != "episode"},
-                    )
-                )
+                episode.turns.append(_turn(round, agent, request, completion, rewards, infos))
             observations[i] = obs
             if not env.agents:
                 last = next(iter(infos.values()), {})
@@ -155,3 +157,229 @@ def run_episodes(
         live = [i for i in live if envs[i].agents]
         round += 1
     return episodes
+
+
+# ------------------------------------------------------------------ training groups
+
+
+@dataclass(slots=True)
+class JointRollout:
+    """One joint action of a group: each agent's turn, its reward and its return."""
+
+    turns: list[Turn]
+    rewards: dict[str, float]  # per agent: the team reward, or its own (igrpo)
+    returns: dict[str, float] = field(default_factory=dict)
+    child: Group | None = None  # tree mode: the group that branches from here
+    metrics: dict[str, Any] = field(default_factory=dict)  # the episode's, when it ended here
+
+
+@dataclass(slots=True)
+class Group:
+    """G sibling joint rollouts from the same history: the unit of a group-relative baseline."""
+
+    seed: int
+    round: int
+    rollouts: list[JointRollout]
+
+    @property
+    def agents(self) -> list[str]:
+        return list(self.rollouts[0].rewards)
+
+
+def agent_rewards(turns: Sequence[Turn], team_reward: float, individual: bool) -> dict[str, float]:
+    """What each agent learns from at one round: the shared team reward or its own."""
+    if not individual:
+        return {t.agent: team_reward for t in turns}
+    return {t.agent: float(t.info["individual_reward"]) for t in turns}
+
+
+def groups_from_episodes(
+    episodes: Sequence[Episode], gamma: float, individual: bool = False
+) -> list[Group]:
+    """`episodes` mode: the G episodes of a task form one group per round (R_t discounted)."""
+    by_task: dict[int, list[Episode]] = {}
+    for episode in episodes:
+        by_task.setdefault(episode.seed, []).append(episode)
+    groups = []
+    for seed, siblings in by_task.items():
+        per_round: dict[int, Group] = {}
+        for episode in siblings:
+            running: dict[str, float] = {}
+            rounds = sorted({t.round for t in episode.turns}, reverse=True)
+            joint_by_round = {}
+            for r in rounds:  # back to front: R_t = r_t + gamma * R_{t+1}
+                turns = [t for t in episode.turns if t.round == r]
+                rewards = agent_rewards(turns, episode.rewards[r], individual)
+                running = {a: rewards[a] + gamma * running.get(a, 0.0) for a in rewards}
+                joint_by_round[r] = JointRollout(turns, rewards, dict(running))
+            joint_by_round[rounds[0]].metrics = episode.metrics
+            for r in sorted(joint_by_round):
+                per_round.setdefault(r, Group(seed, r, [])).rollouts.append(joint_by_round[r])
+        groups += [per_round[r] for r in sorted(per_round)]
+    return groups
+
+
+@dataclass
+class _Node:
+    env: ParallelEnv
+    observations: dict[str, str]
+    seed: int
+    path: tuple[int, ...]
+    parent: JointRollout | None
+
+
+def branch_sample(sample_base: int, path: Sequence[int]) -> int:
+    """A sample index for a node of a rollout tree, unique per (base, path)."""
+    return int(np.random.SeedSequence([sample_base, len(path), *path]).generate_state(1)[0])
+
+
+def run_tree(
+    make_env: Callable[[], ParallelEnv],
+    policy: Policy,
+    seeds: Sequence[int],
+    branching: int,
+    *,
+    gamma: float = 1.0,
+    individual: bool = False,
+    sample_base: int = 0,
+    batch_size: int = 32,
+) -> list[Group]:
+    """`tree` mode: from every history, G joint actions; each child env is a copy stepped once.
+
+    Costs G^T joint actions per task for T rounds. Returns every node's group with
+    R = r + gamma * mean(R of the children), the reference MAGRPO's tree returns.
+    """
+    frontier = []
+    for seed in seeds:
+        env = make_env()
+        observations, _ = env.reset(seed=seed)
+        frontier.append(_Node(env, observations, seed, (), None))
+    groups: list[Group] = []
+    round = 0
+    while frontier:
+        slots = [
+            (node, g, agent)
+            for node in frontier
+            for g in range(branching)
+            for agent in node.env.agents
+        ]
+        requests = [
+            ActRequest(
+                agent,
+                node.observations[agent],
+                request_seed(node.seed, agent, round, branch_sample(sample_base, (*node.path, g))),
+            )
+            for node, g, agent in slots
+        ]
+        completions = act_in_chunks(policy, requests, batch_size)
+        chosen = {
+            (id(node), g, agent): (r, c)
+            for (node, g, agent), r, c in zip(slots, requests, completions, strict=True)
+        }
+        next_frontier = []
+        for node in frontier:
+            group = Group(node.seed, round, [])
+            for g in range(branching):
+                env = copy.deepcopy(node.env)
+                picked = {a: chosen[(id(node), g, a)] for a in node.env.agents}
+                obs, rewards, _, _, infos = env.step({a: c.text for a, (_, c) in picked.items()})
+                turns = [_turn(round, a, r, c, rewards, infos) for a, (r, c) in picked.items()]
+                team = float(next(iter(rewards.values()))) if rewards else 0.0
+                rollout = JointRollout(turns, agent_rewards(turns, team, individual))
+                group.rollouts.append(rollout)
+                if env.agents:
+                    next_frontier.append(_Node(env, obs, node.seed, (*node.path, g), rollout))
+                else:
+                    rollout.metrics = dict(next(iter(infos.values()), {}).get("episode", {}))
+            if node.parent is not None:
+                node.parent.child = group
+            groups.append(group)
+        frontier = next_frontier
+        round += 1
+    for group in reversed(groups):  # children were appended after their parents
+        for rollout in group.rollouts:
+            for agent, reward in rollout.rewards.items():
+                below = rollout.child.rollouts if rollout.child else []
+                future = sum(c.returns[agent] for c in below) / len(below) if below else 0.0
+                rollout.returns[agent] = reward + gamma * future
+    return groups
+
+
+def run_cross(
+    make_env: Callable[[], ParallelEnv],
+    policy: Policy,
+    seeds: Sequence[int],
+    group_size: int,
+    *,
+    individual: bool = False,
+    sample_base: int = 0,
+    batch_size: int = 32,
+) -> list[Group]:
+    """`cross` joint mode (single turn): each agent samples G completions and every one of the
+    G^N combinations is played; an agent's completion is scored by the mean team reward of the
+    combinations it took part in. Rollout g of a group holds every agent's g-th completion."""
+    groups = []
+    for seed in seeds:
+        env = make_env()
+        observations, _ = env.reset(seed=seed)
+        agents = list(env.agents)
+        requests = [
+            ActRequest(a, observations[a], request_seed(seed, a, 0, sample_base + g))
+            for g in range(group_size)
+            for a in agents
+        ]
+        completions = act_in_chunks(policy, requests, batch_size)
+        picked = {
+            (g, a): (requests[g * len(agents) + i], completions[g * len(agents) + i])
+            for g in range(group_size)
+            for i, a in enumerate(agents)
+        }
+        totals = {(g, a): 0.0 for g in range(group_size) for a in agents}
+        turns: dict[tuple[int, str], Turn] = {}
+        metrics: list[dict[str, Any]] = []
+        for combo in itertools.product(range(group_size), repeat=len(agents)):
+            branch = copy.deepcopy(env)
+            _, rewards, _, _, infos = branch.step(
+                {a: picked[(g, a)][1].text for g, a in zip(combo, agents, strict=True)}
+            )
+            if branch.agents:
+                raise ValueError("joint mode 'cross' needs a single-turn scenario (rounds: 1)")
+            team = float(next(iter(rewards.values())))
+            step_turns = [
+                _turn(0, a, *picked[(g, a)], rewards, infos)
+                for g, a in zip(combo, agents, strict=True)
+            ]
+            for (g, a), reward in zip(
+                zip(combo, agents, strict=True),
+                agent_rewards(step_turns, team, individual).values(),
+                strict=True,
+            ):
+                totals[(g, a)] += reward
+                turns.setdefault((g, a), step_turns[agents.index(a)])
+            metrics.append(dict(next(iter(infos.values()), {}).get("episode", {})))
+        share = group_size ** (len(agents) - 1)  # combinations each completion took part in
+        rollouts = []
+        for g in range(group_size):
+            mean = {a: totals[(g, a)] / share for a in agents}
+            rollouts.append(
+                JointRollout([turns[(g, a)] for a in agents], mean, dict(mean), metrics=metrics[g])
+            )
+        groups.append(Group(seed, 0, rollouts))
+    return groups
+
+
+def _turn(
+    round: int, agent: str, request: ActRequest, completion: Completion, rewards: dict, infos: dict
+) -> Turn:
+    return Turn(
+        round=round,
+        agent=agent,
+        observation=request.observation,
+        text=completion.text,
+        prompt_ids=completion.prompt_token_ids,
+        token_ids=completion.token_ids,
+        logprobs=completion.logprobs,
+        finish_reason=completion.finish_reason,
+        reward=float(rewards.get(agent, 0.0)),
+        info={k: v for k, v in infos.get(agent, {}).items() if k != "episode"},
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from agents.team import LLMAgent, Policy
 from marl.checkpoint import Checkpoint, checkpoints, load_latest, save_checkpoint
 from marl.codec import TranscriptWriter
 from marl.config import RunConfig, TrainConfig
-from marl.rollout import Episode, run_episodes
+from marl.rollout import Group, groups_from_episodes, run_cross, run_episodes, run_tree
 from marl.runs import RunFolder
 from marl.simulate import aggregate, env_factory
 from marl.trainers.magrpo import MAGRPOTrainer
@@ -158,37 +159,66 @@ class Training:
                 on_step(last)
         return last
 
-    def train_step(self) -> dict[str, Any]:
-        tc = self.tc
-        start = time.perf_counter()
+    def rollout_groups(self) -> list[Group]:
+        """This step's groups, by the configured joint / multi-turn mode."""
+        tc, batch = self.tc, self.config.run.batch_size
         seeds = train_seeds(self.config, self.step)
-        group = [s for s in seeds for _ in range(tc.group_size)]
-        samples = [self.step * tc.group_size + g for _ in seeds for g in range(tc.group_size)]
+        individual = tc.algorithm == "igrpo"
+        base = self.step * tc.group_size
+        if tc.joint == "cross":
+            return run_cross(
+                self.make_train_env,
+                self.policies.team,
+                seeds,
+                tc.group_size,
+                individual=individual,
+                sample_base=base,
+                batch_size=batch,
+            )
+        if tc.multi_turn == "tree":
+            return run_tree(
+                self.make_train_env,
+                self.policies.team,
+                seeds,
+                tc.group_size,
+                gamma=tc.gamma,
+                individual=individual,
+                sample_base=self.step,
+                batch_size=batch,
+            )
         episodes = run_episodes(
             self.make_train_env,
             self.policies.team,
-            group,
-            samples=samples,
-            batch_size=self.config.run.batch_size,
+            [s for s in seeds for _ in range(tc.group_size)],
+            samples=[base + g for _ in seeds for g in range(tc.group_size)],
+            batch_size=batch,
         )
+        return groups_from_episodes(episodes, tc.gamma, individual)
+
+    def train_step(self) -> dict[str, Any]:
+        tc = self.tc
+        start = time.perf_counter()
+        groups = self.rollout_groups()
         rollout_seconds = time.perf_counter() - start
-        stats = self.trainer.step(episodes)
+        stats = self.trainer.step(groups)
         self.step += 1
-        tokens = sum(e.completion_tokens for e in episodes)
-        returns = torch.tensor([e.team_return for e in episodes])
+        first = [r for g in groups if g.round == 0 for r in g.rollouts]
+        returns = torch.tensor([sum(r.returns.values()) / len(r.returns) for r in first])
+        ended = [r.metrics["score"] for g in groups for r in g.rollouts if r.metrics]
+        tokens = sum(len(t.token_ids) for g in groups for r in g.rollouts for t in r.turns)
         record: dict[str, Any] = {
             "step": self.step,
-            "tasks": seeds,
+            "tasks": sorted({g.seed for g in groups}),
             "reward_mean": float(returns.mean()),
             "reward_std": float(returns.std(unbiased=False)),
-            "score_mean": sum(e.metrics["score"] for e in episodes) / len(episodes),
+            "score_mean": sum(ended) / max(1, len(ended)),
             "tokens": tokens,
             "rollout_seconds": round(rollout_seconds, 3),
             "seconds": round(time.perf_counter() - start, 3),
             **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},
         }
         if tc.transcript_every and self.step % tc.transcript_every == 0:
-            self._write_transcripts(episodes)
+            self._write_transcripts(groups)
         if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.steps):
             record |= self.evaluate()
         record["tokens_per_s"] = round(tokens / max(record["rollout_seconds"], 1e-9), 2)
@@ -215,14 +245,30 @@ class Training:
             out["eval/team_gain"] = out["eval/team"] - out["eval/best_single"]
         return out
 
-    def _write_transcripts(self, episodes: Sequence[Episode]) -> None:
+    def _write_transcripts(self, groups: Sequence[Group]) -> None:
+        """One frame per group: its sibling rollouts' turns, rewards and returns."""
         folder = self.folder.path / "transcripts"
         folder.mkdir(exist_ok=True)
         path = folder / f"step-{self.step:06d}.msgpack"
         path.unlink(missing_ok=True)
         with TranscriptWriter(path) as writer:
-            for episode in episodes:
-                writer.write({**episode.to_record(), "step": self.step})
+            for group in groups:
+                writer.write(
+                    {
+                        "step": self.step,
+                        "seed": group.seed,
+                        "round": group.round,
+                        "rollouts": [
+                            {
+                                "turns": [asdict(t) for t in r.turns],
+                                "rewards": r.rewards,
+                                "returns": r.returns,
+                                "metrics": r.metrics,
+                            }
+                            for r in group.rollouts
+                        ],
+                    }
+                )
 
 
 def start_training(config: RunConfig) -> Training:

@@ -9,7 +9,7 @@ from agents.backend import Sampling
 from agents.policies import PolicySet
 from agents.team import LLMAgent
 from marl.config import TrainConfig
-from marl.rollout import Episode, Turn
+from marl.rollout import Episode, Turn, groups_from_episodes, run_cross, run_tree
 from marl.trainers.magrpo import (
     MAGRPOTrainer,
     discounted_returns,
@@ -114,14 +114,16 @@ def test_team_reward_is_shared_and_igrpo_uses_individual_rewards() -> None:
         )
         for g, (team, ra, rb) in enumerate([(1.0, 1.0, 0.0), (0.0, 0.0, 1.0)])
     ]
-    joint, _ = group_samples(eps, policies, TrainConfig(group_size=2))
+    joint, _ = group_samples(groups_from_episodes(eps, 1.0), policies, TrainConfig(group_size=2))
     assert [(s.policy, s.advantage) for s in joint] == [
         ("a", 0.5),
         ("a", -0.5),
         ("b", 0.5),
         ("b", -0.5),
     ]
-    own, _ = group_samples(eps, policies, TrainConfig(group_size=2, algorithm="igrpo"))
+    own, _ = group_samples(
+        groups_from_episodes(eps, 1.0, individual=True), policies, TrainConfig(group_size=2)
+    )
     assert [(s.policy, s.advantage) for s in own] == [
         ("a", 0.5),
         ("a", -0.5),
@@ -154,7 +156,7 @@ def test_one_agent_magrpo_equals_a_hand_written_grpo_step() -> None:
         (-((logp * mask).sum(-1) * adv).mean()).backward()
     opt.step()
 
-    MAGRPOTrainer(policies, config).step(eps)
+    MAGRPOTrainer(policies, config).step(groups_from_episodes(eps, 1.0))
     for mine, theirs in zip(policies.parameters("solo"), params, strict=True):
         assert torch.allclose(mine, theirs, atol=1e-6)
     assert any(
@@ -178,7 +180,7 @@ def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
     eps = run_episodes(
         lambda: make_env("toy_length_v0", ["a", "b"]), policies.team, seeds, samples=list(range(8))
     )
-    stats = MAGRPOTrainer(policies, config).step(eps)
+    stats = MAGRPOTrainer(policies, config).step(groups_from_episodes(eps, 1.0))
     after = policies.state_dict()
     assert stats["flat_group_fraction"] < 1.0
     for policy in policies.policies:
@@ -192,3 +194,74 @@ def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
         for name, p in model.named_parameters():
             if "lora_" not in name:
                 assert torch.equal(p, frozen[name]), f"frozen base weight {name} changed"
+
+
+# ------------------------------------------------------------------ group modes
+
+
+def test_episode_groups_discount_per_round() -> None:
+    policies = make_policies(["a"])
+    turns = [("a", [1], [5], [-1.0], {})]
+    eps = []
+    for g, rewards in enumerate([[0.0, 1.0], [1.0, 0.0]]):
+        e = episode(0, g, turns, rewards)
+        e.turns = [Turn(r, "a", "o", "t", [1], [5], [-1.0], "stop", rewards[r], {}) for r in (0, 1)]
+        eps.append(e)
+    groups = groups_from_episodes(eps, gamma=0.5)
+    assert [(grp.round, [r.returns["a"] for r in grp.rollouts]) for grp in groups] == [
+        (0, [0.5, 1.0]),  # 0 + .5*1 and 1 + .5*0
+        (1, [1.0, 0.0]),
+    ]
+    samples, _ = group_samples(groups, policies, TrainConfig(group_size=2))
+    assert [s.advantage for s in samples] == [-0.25, 0.25, 0.5, -0.5]
+
+
+def test_tree_mode_branches_g_ways_and_averages_children() -> None:
+    from scenarios.debate_v0 import DebateEnv
+
+    def answers(agent, observation):
+        return "Answer: 3"
+
+    from agents.team import ScriptedPolicy
+
+    groups = run_tree(
+        lambda: DebateEnv(["a", "b"], rounds=2, task="easy"),
+        ScriptedPolicy(answers),
+        seeds=[0],
+        branching=3,
+        gamma=1.0,
+    )
+    assert [g.round for g in groups] == [0, 1, 1, 1]  # 1 root group, then one per child
+    assert all(len(g.rollouts) == 3 for g in groups)
+    root = groups[0]
+    for rollout in root.rollouts:
+        below = [c.returns["a"] for c in rollout.child.rollouts]
+        assert rollout.returns["a"] == rollout.rewards["a"] + sum(below) / 3
+
+
+def test_cross_mode_scores_each_completion_over_the_product() -> None:
+    from agents.backend import Completion
+    from marl.rollout import request_seed
+    from scenarios.arithmetic import evaluate
+    from scenarios.debate_v0 import DebateEnv
+
+    class FirstSampleRight:
+        """Sample 0 of every agent answers right, sample 1 wrong."""
+
+        calls = 0
+
+        def act(self, requests):
+            self.calls += len(requests)
+            out = []
+            for r in requests:
+                truth = evaluate(r.observation.split("result of ")[1].split("?")[0])
+                right = r.seed == request_seed(1, r.agent_id, 0, 0)
+                out.append(Completion(f"Answer: {truth if right else truth + 1}", [1], [-1.0], [1]))
+            return out
+
+    policy = FirstSampleRight()
+    (group,) = run_cross(lambda: DebateEnv(["a", "b"], rounds=1, task="easy"), policy, [1], 2)
+    assert policy.calls == 2 * 2  # G completions per agent, then G^N = 4 plays of them
+    # 2 agents: a tie goes to a's answer. Plays (a,b): (0,0)=1 (0,1)=1 (1,0)=0 (1,1)=0
+    assert [r.returns["a"] for r in group.rollouts] == [1.0, 0.0]
+    assert [r.returns["b"] for r in group.rollouts] == [0.5, 0.5]

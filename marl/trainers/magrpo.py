@@ -12,15 +12,18 @@ REINFORCE-style step. Baselines reuse the same code:
 | `igrpo`   | its own `individual_reward` from infos | the configured team        |
 | `grpo`    | the reward of the single-agent task    | the first agent alone      |
 
-Deliberate simplifications: multi-turn groups are G whole episodes (`episodes` mode), so
-siblings at round t > 0 share the task but not their history; the baseline at each round
-is the mean over those G episodes. Log-probabilities for the update come from a fresh
-forward pass; those recorded at sampling time serve as the "old" policy of the PPO ratio.
+The trainer consumes ``Group``s built by the rollout engine (``marl.rollout``): G sibling
+joint rollouts with each agent's return. Single turn, `aligned` pairs the g-th samples of
+every agent, `cross` plays all G^N combinations and scores a completion by the mean over
+those it took part in. Multi-turn, `episodes` mode makes G whole episodes a group at every
+round (cost linear in rounds; siblings at round t > 0 share the task, not their history),
+`tree` mode branches G ways from every history as the reference does (cost G^T; siblings
+share their history, so the baseline is per node). Log-probabilities for the update come
+from a fresh forward pass; those recorded at sampling time are the PPO ratio's "old" policy.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +31,7 @@ import torch
 
 from agents.policies import PolicySet
 from marl.config import TrainConfig
-from marl.rollout import Episode
+from marl.rollout import Group
 
 # ------------------------------------------------------------------ the algorithm
 
@@ -113,46 +116,31 @@ class Sample:
     advantage: float
 
 
-def episode_rewards(episode: Episode, algorithm: str) -> dict[str, list[float]]:
-    """Per agent, the reward of each round it learns from (team reward, or its own for igrpo)."""
-    if algorithm != "igrpo":
-        return {agent: list(episode.rewards) for agent in episode.agents}
-    rewards: dict[str, list[float]] = defaultdict(list)
-    for turn in episode.turns:
-        rewards[turn.agent].append(float(turn.info["individual_reward"]))
-    return dict(rewards)
-
-
 def group_samples(
-    episodes: Sequence[Episode], policies: PolicySet, config: TrainConfig
+    groups: Sequence[Group], policies: PolicySet, config: TrainConfig
 ) -> tuple[list[Sample], dict[str, float]]:
-    """Turn the episodes of one step into training samples with group-relative advantages."""
-    groups: dict[int, list[Episode]] = defaultdict(list)
-    for episode in episodes:
-        groups[episode.seed].append(episode)
+    """Training samples: each agent's return against its siblings' (group-relative)."""
     samples: list[Sample] = []
-    flat_groups = 0
-    for group in groups.values():
-        per_agent = [episode_rewards(e, config.algorithm) for e in group]
-        for agent in group[0].agents:
-            rewards = torch.tensor([r[agent] for r in per_agent])  # (G, T)
-            returns = discounted_returns(rewards, config.gamma)  # (G, T)
-            advantages = group_advantages(returns, config.advantage)  # (G, T)
-            flat_groups += int(bool((returns.std(0) == 0).all()))
-            for g, episode in enumerate(group):
-                for turn in (t for t in episode.turns if t.agent == agent):
-                    if turn.token_ids:
+    flat = total = 0
+    for group in groups:
+        for agent in group.agents:
+            returns = torch.tensor([r.returns[agent] for r in group.rollouts])  # (G,)
+            advantages = group_advantages(returns, config.advantage)  # (G,)
+            total += 1
+            flat += int(bool(returns.std(unbiased=False) == 0))
+            for rollout, advantage in zip(group.rollouts, advantages.tolist(), strict=True):
+                for turn in rollout.turns:
+                    if turn.agent == agent and turn.token_ids:
                         samples.append(
                             Sample(
                                 policies.policy_of[agent],
                                 turn.prompt_ids,
                                 turn.token_ids,
                                 turn.logprobs,
-                                float(advantages[g, turn.round]),
+                                advantage,
                             )
                         )
-    stats = {"flat_group_fraction": flat_groups / max(1, len(groups) * len(episodes[0].agents))}
-    return samples, stats
+    return samples, {"flat_group_fraction": flat / max(1, total)}
 
 
 class MAGRPOTrainer:
@@ -182,8 +170,8 @@ class MAGRPOTrainer:
             return 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi)).item())
         return 1.0
 
-    def step(self, episodes: Sequence[Episode]) -> dict[str, float]:
-        samples, stats = group_samples(episodes, self.policies, self.config)
+    def step(self, groups: Sequence[Group]) -> dict[str, float]:
+        samples, stats = group_samples(groups, self.policies, self.config)
         advantages = torch.tensor([s.advantage for s in samples]) if samples else torch.zeros(1)
         stats |= {"advantage_abs_mean": float(advantages.abs().mean()), "samples": len(samples)}
         for policy in self.policies.policies:
