@@ -2,9 +2,10 @@
 
 A message is ``(sender, recipients, round, channel, content, meta)``. ``MessageBus.send``
 routes it along the interaction graph: a recipient that is not an out-neighbour of the
-sender is refused and counted, never delivered. Inboxes are read in a deterministic order
-(round, then the sender's position in the team, then send order), so an episode replays
-the same way whatever order its agents' messages were produced in.
+sender is refused and counted, never delivered. On a ``marl.graph.GraphSchedule`` a
+message of round ``r`` travels only along round ``r``'s graph. Inboxes are read in a
+deterministic order (round, then the sender's position in the team, then send order), so
+an episode replays the same way whatever order its agents' messages were produced in.
 
 The bus keeps a log of delivered messages for transcripts and counts what talking cost
 (messages, characters, refusals, per-edge volume). Wire encoding lives in ``marl.codec``.
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+
+from marl.graph import graph_at
 
 DEFAULT_MAX_CONTENT_CHARS = 4000
 
@@ -67,7 +70,8 @@ class BusStats:
 
 
 class MessageBus:
-    """Routes messages along the edges of ``graph`` into per-agent inboxes."""
+    """Routes messages along the edges of ``graph`` (of each round's graph, for a
+    ``GraphSchedule``) into per-agent inboxes."""
 
     def __init__(self, graph: nx.DiGraph, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS):
         if max_content_chars < 1:
@@ -84,9 +88,13 @@ class MessageBus:
         self._log: list[tuple[int, int, int, Message]] = []
         self.stats = BusStats()
 
-    def neighbours(self, agent: str) -> list[str]:
-        """Who hears ``agent``: its out-neighbours, in team order."""
-        return sorted(self.graph.successors(agent), key=self._order.__getitem__)
+    def neighbours(self, agent: str, round: int | None = None) -> list[str]:
+        """Who hears ``agent`` in ``round``: its out-neighbours, in team order.
+
+        ``round=None`` asks the whole graph: for a schedule, who hears ``agent`` in any round.
+        """
+        graph = self.graph if round is None else graph_at(self.graph, round)
+        return sorted(graph.successors(agent), key=self._order.__getitem__)
 
     def send(
         self,
@@ -97,7 +105,8 @@ class MessageBus:
         channel: str = "message",
         meta: Mapping[str, Any] | None = None,
     ) -> Message | None:
-        """Route one message; ``recipients=None`` means every out-neighbour of ``sender``.
+        """Route one message; ``recipients=None`` means every out-neighbour of ``sender``
+        in ``round``.
 
         Returns the delivered message (recipients cut to those reachable), or ``None`` if no
         recipient could be reached. Refused recipients are counted in ``stats.refused``.
@@ -108,8 +117,13 @@ class MessageBus:
             raise TypeError(
                 f"recipients must be a list of agent ids, not the string '{recipients}'"
             )
-        wanted = self.neighbours(sender) if recipients is None else list(dict.fromkeys(recipients))
-        allowed = [r for r in wanted if r in self._order and self.graph.has_edge(sender, r)]
+        graph = graph_at(self.graph, round)
+        wanted = (
+            self.neighbours(sender, round)
+            if recipients is None
+            else list(dict.fromkeys(recipients))
+        )
+        allowed = [r for r in wanted if r in self._order and graph.has_edge(sender, r)]
         self.stats.refused += len(wanted) - len(allowed)
         if not allowed:
             return None

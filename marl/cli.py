@@ -1,6 +1,7 @@
 """The `marl` command line.
 
     marl simulate CONFIG [--set key.path=value ...] [--episodes N] [--out DIR]
+    marl eval CONFIG [--set key.path=value ...] [--episodes N] [--split train|test] [--out DIR]
     marl train CONFIG [--set key.path=value ...] [--steps N] [--out DIR]
     marl train --resume RUN_DIR
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -32,6 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("config", help="a run config YAML file (see configs/)")
     _config_flags(sim)
     sim.add_argument("--episodes", type=int, help="shorthand for --set run.episodes=N")
+    ev = commands.add_parser("eval", help="score the team against each agent alone")
+    ev.add_argument("config", help="a run config YAML file (see configs/)")
+    _config_flags(ev)
+    ev.add_argument("--episodes", type=int, help="shorthand for --set run.episodes=N")
+    ev.add_argument(
+        "--split",
+        choices=("train", "test"),
+        help="task split: test = seeds from 1,000,000 (and split: test for scenarios with a "
+        "split option); default: the config's tasks, as simulate plays them",
+    )
     train = commands.add_parser("train", help="train the team (MAGRPO or a baseline)")
     train.add_argument("config", nargs="?", help="a run config YAML file with a train: section")
     train.add_argument(
@@ -48,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("train needs CONFIG or --resume RUN_DIR")
     try:
         config = load_config(args.config, _overrides(args))
+        if args.command == "eval":
+            from marl.evaluate import split_seeds
+
+            split_seeds(config, args.split)  # a train split reaching the test seeds
     except ConfigError as err:
         errors.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
         return 2
@@ -59,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         return _train(config, None, progress=not args.no_progress)
+    if args.command == "eval":
+        return _eval(config, args.split, progress=not args.no_progress)
     return _simulate(config, progress=not args.no_progress)
 
 
@@ -85,14 +103,11 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _simulate(config: RunConfig, progress: bool) -> int:
-    from marl.simulate import build_team, simulate, turns_expected
-
-    with console.status("loading models"):
-        team = build_team(config)
-    total = turns_expected(config, len(config.team.agents) + 1)
+@contextmanager
+def _turns_bar(label: str, total: int, progress: bool) -> Iterator[Callable[[int], None]]:
+    """A transient progress bar over agent turns; yields the ``on_turns`` callback."""
     with Progress(
-        TextColumn("[bold]simulate"),
+        TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("agent turns"),
@@ -102,8 +117,33 @@ def _simulate(config: RunConfig, progress: bool) -> int:
         transient=True,
     ) as bar:
         task = bar.add_task("turns", total=total)
-        folder, summary = simulate(config, team, on_turns=lambda n: bar.advance(task, n))
+        yield lambda n: bar.advance(task, n)
+
+
+def _simulate(config: RunConfig, progress: bool) -> int:
+    from marl.simulate import build_team, simulate, turns_expected
+
+    with console.status("loading models"):
+        team = build_team(config)
+    total = turns_expected(config, len(config.team.agents) + 1)
+    with _turns_bar("simulate", total, progress) as on_turns:
+        folder, summary = simulate(config, team, on_turns=on_turns)
     console.print(result_table(summary))
+    console.print(f"run folder: [bold]{folder.path}[/]", soft_wrap=True)
+    return 0
+
+
+def _eval(config: RunConfig, split: str | None, progress: bool) -> int:
+    from marl.evaluate import evaluate
+    from marl.simulate import build_team, turns_expected
+
+    with console.status("loading models"):
+        team = build_team(config)
+    total = turns_expected(config, 2 * len(config.team.agents))  # the team, then each alone
+    with _turns_bar("eval", total, progress) as on_turns:
+        folder, summary = evaluate(config, team, split, on_turns=on_turns)
+    console.print(eval_table(summary))
+    console.print(eval_metrics_table(summary))
     console.print(f"run folder: [bold]{folder.path}[/]", soft_wrap=True)
     return 0
 
@@ -163,8 +203,8 @@ def train_table(metrics_path: Path) -> Table:
             continue
         table.add_row(
             str(line["step"]),
-            f"{line['reward_mean']:.3f}",
-            f"{line['flat_group_fraction']:.0%}",
+            f"{line['reward_mean']:.3f}" if "reward_mean" in line else "",
+            f"{line['flat_group_fraction']:.0%}" if "flat_group_fraction" in line else "",
             f"{line['eval/team']:.0%}" if "eval/team" in line else "",
             f"{line['eval/best_single']:.0%}" if "eval/best_single" in line else "",
             f"{line['eval/team_gain']:+.0%}" if "eval/team_gain" in line else "",
@@ -203,6 +243,63 @@ def result_table(summary: dict) -> Table:
         f"team gain at the final round: {summary['team_gain']:+.0%}"
     )
     return table
+
+
+def eval_table(summary: dict) -> Table:
+    """One row per phase (the team, each agent alone) and the team gain."""
+    phases = summary["phases"]
+    best = summary["best_single"]
+    table = Table(
+        title=f"{summary['name']} on {summary['scenario']}: the team and each agent alone"
+    )
+    for name in ("who", "score", "consensus", "msgs/ep", "tokens/ep", "seconds"):
+        table.add_column(name, justify="left" if name == "who" else "right", no_wrap=True)
+    for name, phase in phases.items():
+        who = (
+            f"team of {len(phase['agents'])}" if name == "team" else f"alone: {phase['agents'][0]}"
+        )
+        if name == f"single:{best['id']}":
+            who += " (best)"
+        table.add_row(
+            who,
+            f"{phase['score']:.1%}",
+            f"{phase['consensus']:.0%}" if "consensus" in phase else "-",
+            f"{phase.get('messages', 0):.1f}",
+            f"{phase['completion_tokens']:.0f}",
+            f"{phase['seconds']:.0f}",
+            end_section=name == "team" or name == list(phases)[-1],
+        )
+    table.add_row("team gain", f"{summary['team_gain']:+.1%}", "", "", "", "")
+    split = summary["split"]
+    table.caption = (
+        f"{len(summary['seeds'])} tasks, the same seeds for every row"
+        + (f"; split {split['name']}: {split['how']}" if split else "")
+        + f". team gain = team - best single ({best['id']}, {best['score']:.1%}); "
+        f"vs the mean single ({summary['mean_single']:.1%}): {summary['team_gain_vs_mean']:+.1%}"
+    )
+    return table
+
+
+def eval_metrics_table(summary: dict) -> Table:
+    """Every numeric metric of the scenario, one row each, a column per phase."""
+    phases = summary["phases"]
+    shown = ("score", "episodes", "seconds")  # already in eval_table, or not a metric
+    keys = [
+        key
+        for key, value in phases["team"].items()
+        if key not in shown and isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    table = Table(title="metrics, mean per episode (all in summary.json)")
+    table.add_column("metric", no_wrap=True)
+    for name in phases:
+        table.add_column(name.removeprefix("single:"), justify="right")
+    for key in keys:
+        table.add_row(key, *(_number(phase.get(key)) for phase in phases.values()))
+    return table
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ team:
       system_prompt: "..."    # {id} and {role} are filled in
       model: smollm2-135m-instruct
       sampling: {temperature: 0.7, top_p: 0.95, max_new_tokens: 128}
-graph: {preset: complete}     # or {preset: star, hub: alice} or {edges: [[alice, bob]]}
+graph: {preset: complete}     # one source: preset (+ hub), edges, file or random;
+                              # or rounds: [<graph>, ...], one graph per round
 run: {seed: 0, episodes: 20, output_dir: runs}
 ```
 
@@ -26,14 +27,22 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agents.backend import Sampling
 from agents.models import KNOWN_MODELS, is_known_model
-from marl.graph import PRESETS, GraphError, build_graph
+from marl.graph import PRESETS, RANDOM_KINDS, GraphError, build_graph_from_config
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {id}, a careful {role} on a team. Think step by step, briefly, "
@@ -82,11 +91,62 @@ class TeamConfig(_Strict):
         return [a.id for a in self.agents]
 
 
-class GraphConfig(_Strict):
-    preset: Literal[PRESETS] | None = Field("complete", description="a named topology")  # type: ignore[valid-type]
+class RandomGraphConfig(_Strict):
+    """A seeded random graph over the team (both directions of every edge); see marl.graph."""
+
+    kind: Literal[RANDOM_KINDS] = Field(description="gnp or watts_strogatz")  # type: ignore[valid-type]
+    p: float = Field(
+        ge=0.0, le=1.0, description="gnp: edge probability; watts_strogatz: rewiring probability"
+    )
+    k: int | None = Field(
+        None, description="watts_strogatz only: ring neighbours, even, 2 <= k < team size"
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="the same seed gives the same graph")
+
+
+class GraphSpec(_Strict):
+    """One graph from exactly one source; no source means the complete preset."""
+
+    sources: ClassVar[tuple[str, ...]] = ("preset", "edges", "file", "random")
+
+    preset: Literal[PRESETS] | None = Field(None, description="a named topology")  # type: ignore[valid-type]
     hub: str | None = Field(None, description="centre of the star preset (default: first agent)")
-    edges: list[tuple[str, str]] | None = Field(
-        None, description="u->v: v hears u; wins over preset"
+    edges: list[tuple[str, str]] | None = Field(None, description="u->v: v hears u")
+    file: str | None = Field(
+        None,
+        description="GraphML (.graphml) or edge list (.edges, .edgelist, .txt) whose nodes are "
+        "agent ids; a relative path is relative to the config file's folder",
+    )
+    random: RandomGraphConfig | None = Field(None, description="a seeded random graph")
+
+    @field_validator("file")
+    @classmethod
+    def _relative_to_config(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base_dir = (info.context or {}).get("base_dir")
+        if value is None or base_dir is None or Path(value).is_absolute():
+            return value
+        return str(Path(base_dir) / value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        given = [name for name in self.sources if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one graph source, got {' and '.join(given)}; "
+                f"sources: {', '.join(self.sources)}"
+            )
+        if not given:
+            self.preset = "complete"
+        return self
+
+
+class GraphConfig(GraphSpec):
+    """The team's graph: one graph, or one per round for scenarios that play rounds."""
+
+    sources: ClassVar[tuple[str, ...]] = (*GraphSpec.sources, "rounds")
+
+    rounds: list[GraphSpec] | None = Field(
+        None, min_length=1, description="round r routes along rounds[r]; the last repeats"
     )
 
 
@@ -228,28 +288,33 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError([("", "the top level must be a mapping of keys to values")], str(path))
     for override in overrides or []:
         apply_override(data, override, str(path))
-    return validate_config(data, str(path))
+    return validate_config(data, str(path), base_dir=path.parent)
 
 
-def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate a config mapping, then check what spans fields (graph, scenario options)."""
+def validate_config(
+    data: dict[str, Any], source: str = "config", base_dir: str | Path | None = None
+) -> RunConfig:
+    """Validate a config mapping, then check what spans fields (graph, scenario options).
+
+    Relative graph file paths are taken relative to ``base_dir`` (the config file's folder;
+    the working directory when ``None``).
+    """
     try:
-        config = RunConfig.model_validate(data)
+        config = RunConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as err:
         raise ConfigError(_describe(err, RunConfig), source) from None
     problems: list[tuple[str, str]] = []
     ids = config.team.ids
     try:
-        build_graph(ids, config.graph.preset, config.graph.edges, config.graph.hub)
+        build_graph_from_config(ids, config.graph)
     except GraphError as err:
-        where = "graph.edges" if config.graph.edges is not None else "graph"
-        problems.append((where, str(err)))
+        problems.append((_join("graph", err.field or ""), str(err)))
     if config.run.single_agent is not None and config.run.single_agent not in ids:
         problems.append(
             ("run.single_agent", f"'{config.run.single_agent}' is not a team agent; agents: {ids}")
         )
     try:
-        config.scenario_options()
+        options = config.scenario_options()
     except ValidationError as err:
         from scenarios import SCENARIOS
 
@@ -257,9 +322,36 @@ def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
         problems += [
             (_join("scenario.options", path), msg) for path, msg in _describe(err, options_model)
         ]
+    else:
+        problems += _graph_rounds_problems(config, options)
     if problems:
         raise ConfigError(problems, source)
     return config
+
+
+def _graph_rounds_problems(config: RunConfig, options: BaseModel) -> list[tuple[str, str]]:
+    """Per-round graphs need a scenario with a ``rounds`` option, and no more graphs than rounds."""
+    given = config.graph.rounds
+    if given is None:
+        return []
+    if "rounds" not in type(options).model_fields:
+        return [
+            (
+                "graph.rounds",
+                f"scenario '{config.scenario.name}' does not play rounds; give one graph "
+                "(preset, edges, file or random) instead",
+            )
+        ]
+    rounds = options.rounds
+    if len(given) > rounds:
+        return [
+            (
+                "graph.rounds",
+                f"{len(given)} graphs for {rounds} rounds (scenario.options.rounds); round r "
+                f"routes along rounds[r] and the last repeats, so give at most {rounds}",
+            )
+        ]
+    return []
 
 
 def apply_override(data: dict[str, Any], override: str, source: str = "config") -> None:

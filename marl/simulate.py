@@ -17,7 +17,7 @@ from pettingzoo import ParallelEnv
 
 from agents.team import LLMAgent, Policy, Team
 from marl.config import RunConfig
-from marl.graph import build_graph, subgraph_for
+from marl.graph import build_graph_from_config, subgraph_for
 from marl.rollout import Episode, run_episodes
 from marl.runs import RunFolder
 
@@ -40,8 +40,7 @@ def env_factory(config: RunConfig, agent_ids: Sequence[str]) -> Callable[[], Par
     """A constructor of the config's scenario for ``agent_ids`` (a subset plays alone)."""
     from scenarios import make_env
 
-    g = config.graph
-    graph = subgraph_for(build_graph(config.team.ids, g.preset, g.edges, g.hub), agent_ids)
+    graph = subgraph_for(build_graph_from_config(config.team.ids, config.graph), agent_ids)
     options = config.scenario_options()
     return lambda: make_env(config.scenario.name, list(agent_ids), graph, options)
 
@@ -92,8 +91,11 @@ def play(
     agent_ids: Sequence[str],
     name: str,
     on_turns: Callable[[int], None] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> Phase:
-    seeds = [config.run.seed + k for k in range(config.run.episodes)]
+    """Play ``agent_ids`` on one task per seed (default: ``run.seed + k``, k < ``run.episodes``)."""
+    if seeds is None:
+        seeds = [config.run.seed + k for k in range(config.run.episodes)]
     start = time.perf_counter()
     episodes = run_episodes(
         env_factory(config, agent_ids),

@@ -131,7 +131,8 @@ class Training:
                 self.trainer.schedulers[name].load_state_dict(states["scheduler"])
             self.step = checkpoint.step
             notes.append(f"resumed from checkpoint step {self.step}")
-        self._truncate_after(self.step)
+        # from scratch, nothing written so far counts (not even the step-0 evaluation)
+        self._truncate_after(self.step if checkpoint is not None else -1)
         return notes
 
     def _truncate_after(self, step: int) -> None:
@@ -153,6 +154,8 @@ class Training:
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         last: dict[str, Any] = {}
+        if self.step == 0 and self.tc.eval_every:  # the untrained team: the curve's first point
+            self.folder.log_metrics({"step": 0, **self.evaluate()})
         while self.step < self.tc.steps:
             last = self.train_step()
             if on_step:

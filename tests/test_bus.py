@@ -5,7 +5,7 @@ import random
 import pytest
 
 from marl.bus import MessageBus
-from marl.graph import build_graph
+from marl.graph import GraphSchedule, build_graph
 
 TEAM = ["a", "b", "c", "d"]
 
@@ -96,3 +96,32 @@ def test_reset_starts_a_new_episode():
     bus.reset()
     assert bus.inbox("b") == [] and bus.log == []
     assert bus.stats.as_dict()["refused"] == 0 and bus.stats.sent == 0
+
+
+def schedule_bus() -> MessageBus:
+    """Round 0: a -> b only; round 1 and later: a -> c only."""
+    team = ["a", "b", "c"]
+    return MessageBus(
+        GraphSchedule(
+            [build_graph(team, edges=[("a", "b")]), build_graph(team, edges=[("a", "c")])]
+        )
+    )
+
+
+def test_an_edge_of_a_later_round_is_refused_and_counted_before_it():
+    bus = schedule_bus()
+    assert bus.send("a", "too early", round=0, recipients=["c"]) is None
+    assert bus.stats.refused == 1 and bus.inbox("c") == []
+    sent = bus.send("a", "on time", round=1, recipients=["b", "c"])
+    assert sent is not None and sent.recipients == ("c",)
+    assert bus.stats.refused == 2  # b's edge was round 0's only
+    assert [m.content for m in bus.inbox("c")] == ["on time"]
+
+
+def test_broadcast_follows_the_rounds_graph_and_the_last_graph_repeats():
+    bus = schedule_bus()
+    assert bus.send("a", "r0", round=0).recipients == ("b",)
+    assert bus.send("a", "r5", round=5).recipients == ("c",)
+    assert bus.stats.refused == 0
+    assert bus.neighbours("a", round=0) == ["b"]
+    assert bus.neighbours("a") == ["b", "c"]  # any round: the union

@@ -285,3 +285,144 @@ def test_make_env_builds_from_config_options():
     assert "debate_v0" in SCENARIOS and SCENARIOS["debate_v0"].env is DebateEnv
     with pytest.raises(ValueError, match="known: debate_v0"):
         make_env("chess", TEAM)
+
+
+# ---------------------------------------------------------------- judge and peer display
+
+JUDGED = ("agent_0", "agent_1", "agent_2", "judge")
+
+
+def judged_env(rounds=2, **options):
+    graph = build_graph(JUDGED, "star", hub="judge")
+    graph.add_edges_from([("agent_0", "agent_1"), ("agent_1", "agent_0")])
+    return DebateEnv(JUDGED, graph, rounds=rounds, judge="judge", **options)
+
+
+@pytest.mark.parametrize("agents", [("judge",), JUDGED])
+def test_passes_pettingzoo_tests_with_a_judge(agents):
+    def make():
+        graph = build_graph(agents, "star", hub="judge")
+        return DebateEnv(agents, graph, rounds=2, judge="judge", peer_display="anonymous")
+
+    parallel_api_test(make(), num_cycles=10)
+    parallel_seed_test(make)
+
+
+def test_the_judge_joins_after_the_debate_and_decides_the_team_answer():
+    env = judged_env(rounds=2)
+    observations, _ = env.reset(seed=0, options={"problem": PROBLEM})
+    assert env.agents == ["agent_0", "agent_1", "agent_2"] and env.max_rounds == 3
+    assert "judge" not in observations
+    env.step({"agent_0": "Answer: 20", "agent_1": "Answer: 20", "agent_2": "Answer: 14"})
+    observations, rewards, terminations, truncations, infos = env.step(
+        {"agent_0": "I say 20", "agent_1": "Answer: 20", "agent_2": "so Answer: 14"}
+    )
+    assert env.agents == ["judge"]
+    assert terminations == {"agent_0": True, "agent_1": True, "agent_2": True, "judge": False}
+    assert rewards == dict.fromkeys(JUDGED, 0.0) and infos["judge"] == {}
+    assert truncations == dict.fromkeys(JUDGED, False)
+    view = observations["judge"]
+    assert PROBLEM.question in view and "You are the judge" in view
+    assert "[agent_0] answer: 20\nI say 20" in view and "[agent_2] answer: 14" in view
+    _, rewards, terminations, _, infos = env.step({"judge": "Answer: 14"})
+    assert rewards == {"judge": 1.0} and terminations == {"judge": True} and env.agents == []
+    episode = infos["judge"]["episode"]
+    assert episode["team_answer"] == 14 and episode["score"] == 1.0  # against the majority
+    assert episode["majority_answer"] == 20 and episode["majority_correct"] is False
+    assert episode["score_by_round"] == [0.0, 0.0, 1.0]
+    assert episode["consensus"] == pytest.approx(1 / 3)
+    # debaters reach the judge only in the last debate round: 3 sends to it, 2 + 2 between
+    assert episode["deliveries"] == 2 + 2 + 3 and episode["refused"] == 0
+    assert msgpack.unpackb(msgpack.packb(infos)) == infos
+
+
+def test_a_wrong_judge_loses_even_when_the_majority_is_right():
+    env = judged_env(rounds=1, reward="every_round")
+    env.reset(options={"problem": PROBLEM})
+    _, rewards, *_ = env.step(dict.fromkeys(JUDGED[:3], "Answer: 14"))
+    assert rewards == dict.fromkeys(JUDGED, 1.0)  # every_round pays the debaters' majority
+    _, rewards, *_, infos = env.step({"judge": "no idea"})
+    assert rewards == {"judge": 0.0}
+    episode = infos["judge"]["episode"]
+    assert episode["score"] == 0.0 and episode["majority_correct"] is True
+    assert episode["parse_failures"] == 1 and episode["team_answer"] is None
+
+
+def test_rollout_engine_plays_the_debaters_then_the_judge():
+    from agents.team import ScriptedPolicy
+    from marl.rollout import run_episodes
+
+    policy = ScriptedPolicy(lambda agent, observation: "Answer: 7")
+    (episode,) = run_episodes(lambda: judged_env(rounds=2), policy, [3])
+    assert [(t.round, t.agent) for t in episode.turns][-2:] == [(1, "agent_2"), (2, "judge")]
+    assert len(episode.turns) == 3 * 2 + 1 and len(episode.rewards) == 3
+    assert "majority_correct" in episode.metrics
+
+
+def test_the_judge_must_hear_every_debater_and_be_on_the_team():
+    graph = build_graph(JUDGED, "star", hub="judge")
+    graph.remove_edge("agent_1", "judge")
+    with pytest.raises(GraphError, match="missing edges: agent_1->judge"):
+        DebateEnv(JUDGED, graph, judge="judge")
+    with pytest.raises(ValueError, match="judge 'zed' is not a team agent"):
+        DebateEnv(TEAM, judge="zed")
+    with pytest.raises(GraphError, match="agent_0->judge"):
+        make_env("debate_v0", JUDGED, build_graph(JUDGED, "chain"), {"judge": "judge"})
+
+
+def test_one_agent_alone_ignores_the_judge_option():
+    for solo in ("judge", "agent_0"):
+        env = DebateEnv([solo], judge="judge", rounds=2)
+        assert env.judge is None and env.max_rounds == 2
+        steps = play(env, [["Answer: 14"], ["Answer: 14"]])
+        assert steps[-1][-1][solo]["episode"]["score"] == 1.0
+
+
+def test_anonymous_peers_are_numbered_in_a_fresh_order_each_observation():
+    env = DebateEnv(TEAM, rounds=2, peer_display="anonymous")
+    answers = [["Answer: 11", "Answer: 12", "Answer: 13"], ["", "", ""]]
+    first_shown = set()
+    for seed in range(20):
+        view = play(env, answers, seed=seed)[0][0]["agent_0"]
+        assert "agent_1" not in view and "agent_2" not in view
+        assert "[Agent 1] answer: " in view and "[Agent 2] answer: " in view
+        assert "Your previous answer: 11" in view
+        first_shown.add(view.split("[Agent 1] answer: ")[1][:2])
+    assert first_shown == {"12", "13"}  # the order is shuffled, not fixed
+    again = [play(env, answers, seed=5)[0][0]["agent_0"] for _ in range(2)]
+    assert again[0] == again[1]  # and seeded
+
+
+def test_max_neighbours_shown_limits_the_answers_a_debater_reads():
+    agents = ("a", "b", "c", "d")
+    env = DebateEnv(agents, rounds=2, max_neighbours_shown=2)
+    answers = [["Answer: 1", "Answer: 2", "Answer: 3", "Answer: 4"], [""] * 4]
+    subsets = set()
+    for seed in range(20):
+        view = play(env, answers, seed=seed)[0][0]["a"]
+        shown = [line for line in view.splitlines() if line.startswith("[")]
+        assert len(shown) == 2 and all(line[1] in "bcd" for line in shown)
+        assert shown == sorted(shown)  # attributed: in team order
+        subsets.add(tuple(line[1] for line in shown))
+    assert len(subsets) == 3  # every pair of the three neighbours turns up
+
+
+def test_the_judge_reads_every_debater_whatever_max_neighbours_shown():
+    env = judged_env(rounds=1, max_neighbours_shown=1)
+    env.reset(options={"problem": PROBLEM})
+    observations = env.step({"agent_0": "1", "agent_1": "2", "agent_2": "3"})[0]
+    assert observations["judge"].count("] answer: ") == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"judge": ""}, "judge"),
+        ({"peer_display": "hidden"}, "peer_display"),
+        ({"max_neighbours_shown": 0}, "max_neighbours_shown"),
+    ],
+)
+def test_make_env_rejects_bad_judge_and_display_options(options, field):
+    with pytest.raises(ValidationError) as error:
+        make_env("debate_v0", TEAM, options=options)
+    assert field in str(error.value)

@@ -68,10 +68,10 @@ def test_train_writes_metrics_checkpoints_and_transcripts(tmp_path: Path, capsys
     )
     run = only_run(tmp_path / "plain")
     lines = metrics(run)
-    assert [line["step"] for line in lines] == [1, 2, 3, 4]
-    assert all(line["a/grad_norm"] > 0 and line["b/grad_norm"] > 0 for line in lines)
-    assert {"eval/team", "eval/single/a", "eval/single/b", "eval/team_gain"} <= set(lines[1])
-    assert "eval/team" not in lines[0]
+    assert [line["step"] for line in lines] == [0, 1, 2, 3, 4]  # 0: the untrained team
+    assert all(line["a/grad_norm"] > 0 and line["b/grad_norm"] > 0 for line in lines[1:])
+    assert {"eval/team", "eval/single/a", "eval/single/b", "eval/team_gain"} <= set(lines[0])
+    assert "eval/team" in lines[2] and "eval/team" not in lines[1]
     assert [p.name for p in checkpoints(run / "checkpoints")] == ["step-000003", "step-000004"]
     assert len(list((run / "transcripts").glob("step-*.msgpack"))) == 4
     assert "training" in capsys.readouterr().out
@@ -120,7 +120,7 @@ def test_resume_skips_a_corrupted_checkpoint_and_says_so(tmp_path: Path, capsys)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "skipped checkpoint step-000002" in out and "resumed from checkpoint step 1" in out
-    assert [line["step"] for line in metrics(run)] == [1, 2]
+    assert [line["step"] for line in metrics(run)] == [1, 2]  # eval_every=0: no step-0 line
 
 
 def test_train_without_a_train_section_is_a_clear_error(tmp_path: Path, capsys) -> None:
