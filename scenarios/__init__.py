@@ -16,7 +16,11 @@ import pettingzoo
 from pettingzoo import ParallelEnv
 from pydantic import BaseModel
 
+from scenarios.coding_v0 import CodingEnv, CodingOptions
 from scenarios.debate_v0 import DebateEnv, DebateOptions
+from scenarios.referential_v0 import ReferentialEnv, ReferentialOptions
+from scenarios.relay_v0 import RelayEnv, RelayOptions
+from scenarios.wordmath_v0 import WordMathEnv, WordMathOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +34,40 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {
+    "coding_v0": Scenario(
+        name="coding_v0",
+        env=CodingEnv,
+        options=CodingOptions,
+        summary="A team writes Python for a HumanEval problem (helper + main, or writer with "
+        "reviewers and testers); the sandboxed tests passed are the team reward.",
+    ),
     "debate_v0": Scenario(
         name="debate_v0",
         env=DebateEnv,
         options=DebateOptions,
         summary="Agents answer an arithmetic problem, read their neighbours' answers, "
         "and answer again; team reward for a correct majority.",
+    ),
+    "wordmath_v0": Scenario(
+        name="wordmath_v0",
+        env=WordMathEnv,
+        options=WordMathOptions,
+        summary="The debate protocol on seeded word problems of 1 to 3 steps, with integer "
+        "answers; team reward for a correct majority or judge.",
+    ),
+    "relay_v0": Scenario(
+        name="relay_v0",
+        env=RelayEnv,
+        options=RelayOptions,
+        summary="Each agent sees only its own private numbers; after message rounds along "
+        "the graph the team must report their sum.",
+    ),
+    "referential_v0": Scenario(
+        name="referential_v0",
+        env=ReferentialEnv,
+        options=ReferentialOptions,
+        summary="A speaker sees the target among K objects; listeners, who see them "
+        "shuffled and unmarked, must pick it from the speaker's message.",
     ),
 }
 
