@@ -8,8 +8,9 @@ single-agent version of the task, play the held-out tasks. Every ``save_every`` 
 checkpoint is written; ``--resume`` continues from the newest one that verifies, dropping
 metrics lines and transcripts written after it, so no line is lost or doubled.
 
-Held-out tasks use seeds from ``EVAL_SEED_OFFSET`` up, training tasks stay below it; a
-scenario with a ``split`` option also gets ``split: train`` / ``split: test``.
+Held-out tasks are ``marl eval --split test``'s (``marl.evaluate``): seeds from 1,000,000
+up, training seeds stay below; a scenario with a ``split`` option also gets
+``split: train`` / ``split: test``.
 """
 
 from __future__ import annotations
@@ -22,46 +23,38 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pettingzoo import ParallelEnv
 
 from agents.policies import PolicySet
 from agents.team import LLMAgent, Policy
 from marl.checkpoint import Checkpoint, checkpoints, load_latest, save_checkpoint
 from marl.codec import TranscriptWriter
 from marl.config import RunConfig, TrainConfig
+from marl.evaluate import TEST_SEED_OFFSET, gain_summary, split_config, split_seeds
 from marl.rollout import Group, groups_from_episodes, run_cross, run_episodes, run_tree
 from marl.runs import RunFolder
-from marl.simulate import aggregate, env_factory
+from marl.simulate import env_factory, play
 from marl.trainers.magrpo import MAGRPOTrainer
-
-EVAL_SEED_OFFSET = 1_000_000
 
 
 def train_seeds(config: RunConfig, step: int) -> list[int]:
-    """The training tasks of ``step`` (0-based): fixed by the run seed and the step."""
+    """The training tasks of ``step`` (0-based): fixed by the run seed and the step, and
+    always below the held-out seed range of ``marl.evaluate``."""
     per_step = config.train.tasks_per_step
-    first = (config.run.seed * 7919 + step * per_step) % EVAL_SEED_OFFSET
-    return [(first + k) % EVAL_SEED_OFFSET for k in range(per_step)]
+    first = config.run.seed * 7919 + step * per_step
+    return [(first + k) % TEST_SEED_OFFSET for k in range(per_step)]
 
 
-def eval_seeds(config: RunConfig) -> list[int]:
-    return [EVAL_SEED_OFFSET + config.run.seed + k for k in range(config.train.eval_episodes)]
+def eval_config(config: RunConfig) -> RunConfig:
+    """The config the held-out evaluation plays: test split, ``eval_episodes`` tasks."""
+    config = config.model_copy(deep=True)
+    config.run.episodes = config.train.eval_episodes
+    return split_config(config, "test")[0]
 
 
 def training_agents(config: RunConfig) -> list[str]:
     """Who trains: the team, or for `grpo` the first agent alone (the single-agent task)."""
     ids = config.team.ids
     return ids[:1] if config.train.algorithm == "grpo" else ids
-
-
-def split_factory(
-    config: RunConfig, agent_ids: Sequence[str], split: str
-) -> Callable[[], ParallelEnv]:
-    options = config.scenario_options()
-    if "split" in type(options).model_fields:
-        config = config.model_copy(deep=True)
-        config.scenario.options = {**config.scenario.options, "split": split}
-    return env_factory(config, agent_ids)
 
 
 class Training:
@@ -94,7 +87,8 @@ class Training:
             reference=self.tc.kl_coef > 0,
         )
         self.trainer = MAGRPOTrainer(self.policies, self.tc)
-        self.make_train_env = split_factory(config, self.agent_ids, "train")
+        self.make_train_env = env_factory(split_config(config, "train")[0], self.agent_ids)
+        self.eval_config = eval_config(config)
         self.step = 0
 
     # ---------------------------------------------------------------- state
@@ -233,19 +227,19 @@ class Training:
     def evaluate(self, policy: Policy | None = None) -> dict[str, float]:
         """Held-out tasks: the team, each agent alone, and the team's gain over the best."""
         policy = policy or self.policies.team
-        seeds = eval_seeds(self.config)
-        batch = self.config.run.batch_size
+        config = self.eval_config
+        seeds = split_seeds(config, "test")
 
         def score(agent_ids: Sequence[str]) -> float:
-            make_env = split_factory(self.config, agent_ids, "test")
-            return aggregate(run_episodes(make_env, policy, seeds, batch_size=batch))["score"]
+            return play(config, policy, agent_ids, "eval", seeds=seeds).summary()["score"]
 
         out = {"eval/team": score(self.agent_ids)}
         if len(self.agent_ids) > 1:
             singles = {a: score([a]) for a in self.agent_ids}
+            gains = gain_summary(out["eval/team"], singles)
             out |= {f"eval/single/{a}": s for a, s in singles.items()}
-            out["eval/best_single"] = max(singles.values())
-            out["eval/team_gain"] = out["eval/team"] - out["eval/best_single"]
+            out["eval/best_single"] = gains["best_single"]["score"]
+            out["eval/team_gain"] = gains["team_gain"]
         return out
 
     def _write_transcripts(self, groups: Sequence[Group]) -> None:

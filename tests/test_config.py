@@ -59,7 +59,12 @@ BROKEN = [
     ),
     ("team.agents.1.id", "a", "team.agents", "duplicate agent id 'a'"),
     ("team.agents.0.id", "has space", "team.agents[0].id", "should match pattern"),
-    ("scenario.name", "chess", "scenario.name", "unknown scenario 'chess'; known: debate_v0"),
+    (
+        "scenario.name",
+        "chess",
+        "scenario.name",
+        "unknown scenario 'chess'; known: coding_v0, debate_v0, referential_v0",
+    ),
     ("scenario.options.rounds", 0, "scenario.options.rounds", "greater than or equal to 1"),
     ("scenario.options.turns", 3, "scenario.options.turns", "allowed: rounds, task"),
     ("scenario.options.task", "impossible", "scenario.options.task", "unknown arithmetic preset"),

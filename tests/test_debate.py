@@ -283,7 +283,7 @@ def test_make_env_builds_from_config_options():
     assert env.options == DebateOptions(rounds=3, task="du")
     assert env.graph.has_edge("agent_0", "agent_2") and not env.graph.has_edge("agent_1", "agent_2")
     assert "debate_v0" in SCENARIOS and SCENARIOS["debate_v0"].env is DebateEnv
-    with pytest.raises(ValueError, match="known: debate_v0"):
+    with pytest.raises(ValueError, match=r"known: .*debate_v0"):
         make_env("chess", TEAM)
 
 

@@ -253,3 +253,16 @@ def test_random_graph_config_accepts_the_documented_forms() -> None:
         "k": 2,
         "seed": 4,
     }
+
+
+def test_runs_build_envs_on_the_schedule_for_the_team_and_each_agent_alone() -> None:
+    from marl.simulate import env_factory
+
+    config = validate_config(
+        {**CONFIG, "graph": {"rounds": [{"preset": "none"}, {"preset": "ring"}]}}
+    )
+    team_env = env_factory(config, config.team.ids)()
+    assert isinstance(team_env.bus.graph, GraphSchedule)
+    assert set(team_env.bus.graph.at(1).edges) == {("a", "b"), ("b", "c"), ("c", "a")}
+    alone = env_factory(config, ["b"])()
+    assert isinstance(alone.bus.graph, GraphSchedule) and list(alone.bus.graph.nodes) == ["b"]

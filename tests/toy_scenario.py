@@ -60,7 +60,7 @@ class ToyLengthEnv(ParallelEnv):
         }
 
     def step(self, actions):
-        lengths = {a: min(1.0, len(actions[a]) / 40) for a in self.agents}
+        lengths = {a: min(1.0, len(actions[a]) / 200) for a in self.agents}
         team = sum(lengths.values()) / len(lengths)
         episode = {"score": team, "score_by_round": [team]}
         infos = {a: {"individual_reward": lengths[a], "episode": episode} for a in self.agents}

@@ -1,0 +1,1 @@
+"""Analysis reads run folders (config, metrics, transcripts, summaries) and never changes them."""

@@ -1,0 +1,133 @@
+"""Learning result: MAGRPO on the relay game against single-agent GRPO, same token budget.
+
+Trains `configs/magrpo_relay.yaml` (two SmolLM2-135M agents, a LoRA adapter each, one
+private number each, one message round) with MAGRPO, and the same recipe with
+`algorithm: grpo` (the first agent alone on the single-agent version of the task: it sees
+both numbers), each until it has generated ``--tokens`` completion tokens or
+``--minutes`` have passed. Both run at once, one CPU thread each. Held-out success is
+measured before training (step 0), every ``eval_every`` steps and at the end.
+
+    .venv/bin/python benchmarks/learning_relay.py [--tokens 150000] [--minutes 30]
+
+Prints a table (held-out success before and after, tokens, steps, minutes) and writes
+`learning_relay.png` (held-out success and training success against generated tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def train(
+    algorithm: str, tokens: int, minutes: float, out: str, overrides: list[str], queue
+) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from marl.config import load_config
+    from marl.train import start_training
+
+    config = load_config(
+        ROOT / "configs" / "magrpo_relay.yaml",
+        [
+            f"train.algorithm={algorithm}",
+            f"run.output_dir={out}",
+            f"name={algorithm}_relay",
+            *overrides,
+        ],
+    )
+    training = start_training(config)
+    start = time.perf_counter()
+    used = 0
+    record: dict = {}
+    if config.train.eval_every:
+        training.folder.log_metrics({"step": 0, **training.evaluate()})
+    while (
+        used < tokens
+        and time.perf_counter() - start < minutes * 60
+        and training.step < config.train.steps
+    ):
+        record = training.train_step()
+        used += record["tokens"]
+    if "eval/team" not in record:  # always end on a held-out measurement
+        training.folder.log_metrics({"step": training.step, **training.evaluate()})
+    training.save()
+    queue.put(
+        (
+            algorithm,
+            str(training.folder.path),
+            used,
+            training.step,
+            (time.perf_counter() - start) / 60,
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tokens", type=int, default=150_000, help="generated-token budget per method"
+    )
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock cap per method")
+    parser.add_argument("--out", default=str(ROOT / "runs" / "learning_relay"))
+    parser.add_argument("--set", action="append", default=[], help="config override for both")
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=train, args=(alg, args.tokens, args.minutes, args.out, args.set, queue))
+        for alg in ("magrpo", "grpo")
+    ]
+    for p in procs:
+        p.start()
+    results = {}
+    for _ in procs:
+        alg, folder, used, steps, minutes = queue.get()
+        results[alg] = (Path(folder), used, steps, minutes)
+    for p in procs:
+        p.join()
+
+    from analysis.plots import learning_curves, read_metrics
+
+    table = Table(title="MAGRPO on relay_v0 (2 agents) vs single-agent GRPO, SmolLM2-135M, CPU")
+    for column in (
+        "method",
+        "held-out before",
+        "held-out after",
+        "change",
+        "tokens",
+        "steps",
+        "minutes",
+    ):
+        table.add_column(column, justify="right")
+    for alg, (folder, used, steps, minutes) in results.items():
+        evals = [line["eval/team"] for line in read_metrics(folder) if "eval/team" in line]
+        table.add_row(
+            "MAGRPO team" if alg == "magrpo" else "GRPO single agent",
+            f"{evals[0]:.0%}",
+            f"{evals[-1]:.0%}",
+            f"{(evals[-1] - evals[0]) * 100:+.0f} pts",
+            str(used),
+            str(steps),
+            f"{minutes:.1f}",
+        )
+    png = learning_curves(
+        [("MAGRPO team", results["magrpo"][0]), ("GRPO single agent", results["grpo"][0])],
+        Path(args.out) / "learning_relay.png",
+    )
+    Console().print(table)
+    print(f"curve: {png}")
+    print(json.dumps({alg: str(r[0]) for alg, r in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
