@@ -193,32 +193,6 @@ def agent_rewards(turns: Sequence[Turn], team_reward: float, individual: bool) -
     return {t.agent: float(t.info["individual_reward"]) for t in turns}
 
 
-def groups_from_episodes(
-    episodes: Sequence[Episode], gamma: float, individual: bool = False
-) -> list[Group]:
-    """`episodes` mode: the G episodes of a task form one group per round (R_t discounted)."""
-    by_task: dict[int, list[Episode]] = {}
-    for episode in episodes:
-        by_task.setdefault(episode.seed, []).append(episode)
-    groups = []
-    for seed, siblings in by_task.items():
-        per_round: dict[int, Group] = {}
-        for episode in siblings:
-            running: dict[str, float] = {}
-            rounds = sorted({t.round for t in episode.turns}, reverse=True)
-            joint_by_round = {}
-            for r in rounds:  # back to front: R_t = r_t + gamma * R_{t+1}
-                turns = [t for t in episode.turns if t.round == r]
-                rewards = agent_rewards(turns, episode.rewards[r], individual)
-                running = {a: rewards[a] + gamma * running.get(a, 0.0) for a in rewards}
-                joint_by_round[r] = JointRollout(turns, rewards, dict(running))
-            joint_by_round[rounds[0]].metrics = episode.metrics
-            for r in sorted(joint_by_round):
-                per_round.setdefault(r, Group(seed, r, [])).rollouts.append(joint_by_round[r])
-        groups += [per_round[r] for r in sorted(per_round)]
-    return groups
-
-
 @dataclass
 class _Node:
     env: ParallelEnv

@@ -30,10 +30,10 @@ from marl.checkpoint import Checkpoint, checkpoints, load_latest, save_checkpoin
 from marl.codec import TranscriptWriter
 from marl.config import RunConfig, TrainConfig
 from marl.evaluate import TEST_SEED_OFFSET, gain_summary, split_config, split_seeds
-from marl.rollout import Group, groups_from_episodes, run_cross, run_episodes, run_tree
+from marl.rollout import Group, run_cross, run_episodes, run_tree
 from marl.runs import RunFolder
 from marl.simulate import env_factory, play
-from marl.trainers.magrpo import MAGRPOTrainer
+from marl.trainers.magrpo import MAGRPOTrainer, groups_from_episodes
 
 
 def train_seeds(config: RunConfig, step: int) -> list[int]:

@@ -42,7 +42,8 @@ always lies in its space.
 An action is the agent's completion; only its last 4000 characters are read. The parsed
 answer (`scenarios.parsing.parse_integer_answer`) plus the last `message_chars` characters
 of the completion go on the message bus to the agent's out-neighbours, with
-`meta={"answer": parsed}`. Messages never leave the graph's edges.
+`meta={"answer": parsed}`. Messages never leave the graph's edges. With a judge,
+debaters send to it only in the last debate round; the judge sends nothing.
 
 ### Rewards
 
@@ -119,19 +120,19 @@ FINISH = "Finish with a line `Answer: <integer>`."
 FIRST_ASK = "Think step by step, then finish with a line `Answer: <integer>`."
 
 
-class DebateOptions(BaseModel):
-    """The debate scenario's options, as written under `scenario.options` in a config."""
+class DebateProtocol(BaseModel):
+    """How the debate runs, whatever the task: the options every debate scenario shares."""
 
     model_config = ConfigDict(extra="forbid")
 
     rounds: int = Field(
-        2, ge=1, le=10, description="How many times each agent answers (one env step each)."
+        2,
+        ge=1,
+        le=10,
+        description="How many times each debater answers (one env step each; a judge adds one).",
     )
-    task: ArithmeticSpec = Field(
-        DEFAULT_TASK,
-        validate_default=True,
-        description="The arithmetic problems: a preset name (easy, sums, medium, du) "
-        "or an ArithmeticSpec mapping.",
+    task: BaseModel = Field(
+        description="What is debated: each debate scenario narrows this to its task spec."
     )
     reward: Literal["final", "every_round"] = Field(
         "final",
@@ -143,6 +144,36 @@ class DebateOptions(BaseModel):
         ge=20,
         le=MAX_ACTION_CHARS,
         description="Characters of an agent's completion (its end) sent to its neighbours.",
+    )
+    judge: str | None = Field(
+        None,
+        min_length=1,
+        description="Id of a judge agent that does not debate: after the last round it reads "
+        "every debater's final answer and its answer is the team's (instead of the majority "
+        "vote). Every debater needs an edge to it, e.g. graph {preset: star, hub: <judge>}. "
+        "Ignored when one agent plays alone. null: no judge.",
+    )
+    peer_display: Literal["attributed", "anonymous"] = Field(
+        "attributed",
+        description="'attributed': received answers are shown under their senders' ids; "
+        "'anonymous': as 'Agent 1', 'Agent 2', ... in a fresh random order each observation.",
+    )
+    max_neighbours_shown: int | None = Field(
+        None,
+        ge=1,
+        description="Show a debater at most this many of the answers it received each round "
+        "(a random subset); null shows all. The judge always sees every debater.",
+    )
+
+
+class DebateOptions(DebateProtocol):
+    """The debate scenario's options, as written under `scenario.options` in a config."""
+
+    task: ArithmeticSpec = Field(
+        DEFAULT_TASK,
+        validate_default=True,
+        description="The arithmetic problems: a preset name (easy, sums, medium, du) "
+        "or an ArithmeticSpec mapping.",
     )
 
     @field_validator("task", mode="before")
@@ -174,29 +205,41 @@ def _shown(answer: int | None) -> str:
 
 
 class DebateEnv(ParallelEnv[str, str, str]):
-    """Agents answer an arithmetic question, hear their in-neighbours' answers, answer again."""
+    """Agents answer a question, hear their in-neighbours' answers, answer again."""
 
     metadata: ClassVar[dict[str, Any]] = {
         "name": "debate_v0",
         "render_modes": ["ansi"],
         "is_parallelizable": True,
     }
+    options_model: ClassVar[type[DebateProtocol]] = DebateOptions
 
     def __init__(
         self,
         agent_ids: Sequence[str] = ("agent_0", "agent_1", "agent_2"),
         graph: nx.DiGraph | None = None,
         rounds: int = 2,
-        task: ArithmeticSpec | str = DEFAULT_TASK,
+        task: BaseModel | str | None = None,
         reward: Literal["final", "every_round"] = "final",
         message_chars: int = 300,
+        judge: str | None = None,
+        peer_display: Literal["attributed", "anonymous"] = "attributed",
+        max_neighbours_shown: int | None = None,
         render_mode: str | None = None,
     ):
-        self.options = DebateOptions(
-            rounds=rounds, task=task, reward=reward, message_chars=message_chars
+        """``task=None`` takes the options model's default task (debate_v0: 'medium')."""
+        chosen = {} if task is None else {"task": task}
+        self.options = self.options_model(
+            rounds=rounds,
+            reward=reward,
+            message_chars=message_chars,
+            judge=judge,
+            peer_display=peer_display,
+            max_neighbours_shown=max_neighbours_shown,
+            **chosen,
         )
         if not agent_ids:
-            raise ValueError("the debate needs at least one agent")
+            raise ValueError(f"{self.metadata['name']} needs at least one agent")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
@@ -207,8 +250,13 @@ class DebateEnv(ParallelEnv[str, str, str]):
                 f"graph nodes {sorted(self.graph.nodes)} must be the team's agents "
                 f"{self.possible_agents}"
             )
-        self.max_cycles = self.options.rounds
-        self.max_rounds = self.options.rounds  # the marl scenario contract: steps per episode
+        # One agent alone plays the single-agent baseline: no judge then.
+        self.judge = self.options.judge if len(self.possible_agents) > 1 else None
+        self.debaters = [a for a in self.possible_agents if a != self.judge]
+        if self.judge is not None:
+            self._check_judge(self.judge)
+        self.max_rounds = self.options.rounds + (self.judge is not None)  # steps per episode
+        self.max_cycles = self.max_rounds
 
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
@@ -224,25 +272,35 @@ class DebateEnv(ParallelEnv[str, str, str]):
 
         self.bus = MessageBus(self.graph, max_content_chars=self.options.message_chars)
         self._rng = random.Random()
+        self._display_rng = random.Random()  # peer order and subsets, apart from the tasks
         self.agents: list[str] = []
         self.problem: Problem | None = None
         self.round = 0
-        self._answers: dict[str, int | None] = {}  # the last round's parsed answers
+        self._answers: dict[str, int | None] = {}  # the debaters' last parsed answers
+        self._judge_answer: int | None = None
         self._team_answers: list[int | None] = []
         self._parse_failures = 0
 
+    def _check_judge(self, judge: str) -> None:
+        if judge not in self.possible_agents:
+            raise ValueError(f"judge '{judge}' is not a team agent; agents: {self.possible_agents}")
+        deaf = [a for a in self.debaters if not self.graph.has_edge(a, judge)]
+        if deaf:
+            missing = ", ".join(f"{a}->{judge}" for a in deaf)
+            raise GraphError(
+                f"the judge '{judge}' must hear every debater; missing edges: {missing} "
+                f"(use graph {{preset: star, hub: {judge}}} or add those edges)"
+            )
+
     @classmethod
     def from_options(
-        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: DebateOptions
+        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: DebateProtocol
     ) -> DebateEnv:
-        return cls(
-            agent_ids,
-            graph,
-            rounds=options.rounds,
-            task=options.task,
-            reward=options.reward,
-            message_chars=options.message_chars,
-        )
+        return cls(agent_ids, graph, **dict(options))
+
+    def sample_task(self, rng: random.Random) -> Problem:
+        """The task source: one problem drawn from ``rng`` (word problems in wordmath_v0)."""
+        return sample_problem(self.options.task, rng)
 
     def observation_space(self, agent: str) -> Text:
         return self.observation_spaces[agent]
@@ -257,16 +315,18 @@ class DebateEnv(ParallelEnv[str, str, str]):
     ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         if seed is not None:
             self._rng = random.Random(seed)
+            self._display_rng = random.Random(f"peer-display-{seed}")
         problem = (options or {}).get("problem")
         if problem is None:
-            problem = sample_problem(self.options.task, self._rng)
+            problem = self.sample_task(self._rng)
         elif not isinstance(problem, Problem):
             raise TypeError(f"options['problem'] must be a Problem, got {type(problem).__name__}")
         self.problem = problem
-        self.agents = list(self.possible_agents)
+        self.agents = list(self.debaters)
         self.round = 0
         self.bus.reset()
         self._answers = {}
+        self._judge_answer = None
         self._team_answers = []
         self._parse_failures = 0
         prompt = self._observe(f"{problem.question}\n{FIRST_ASK}")
@@ -290,24 +350,35 @@ class DebateEnv(ParallelEnv[str, str, str]):
         for agent, action in actions.items():
             if not isinstance(action, str):
                 raise TypeError(f"action of '{agent}' must be str, got {type(action).__name__}")
-        target = self.problem.answer
         completions = {a: actions[a][-MAX_ACTION_CHARS:] for a in self.agents}
+        if self.round == self.options.rounds:
+            return self._judge_step(completions[self.judge])
+        return self._debate_step(completions)
+
+    def _debate_step(self, completions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
+        target = self.problem.answer
         self._answers = {a: parse_integer_answer(completions[a]) for a in self.agents}
         self._parse_failures += sum(ans is None for ans in self._answers.values())
         team_answer = majority_answer([self._answers[a] for a in self.agents])
         self._team_answers.append(team_answer)
         team_correct = team_answer == target
+        debate_over = self.round == self.options.rounds - 1
+        judged = self.judge is not None
 
         for agent in self.agents:
+            recipients = None  # every out-neighbour
+            if judged and not debate_over:  # the judge reads final answers only
+                recipients = [n for n in self.bus.neighbours(agent) if n != self.judge]
             self.bus.send(
                 agent,
                 _tail(completions[agent], self.options.message_chars),
                 round=self.round,
+                recipients=recipients,
                 meta={"answer": self._answers[agent]},
             )
         observations = {a: self._reconsider(a) for a in self.agents}
 
-        last = self.round == self.options.rounds - 1
+        last = debate_over and not judged
         paid = last or self.options.reward == "every_round"
         reward = float(team_correct) if paid else 0.0
         infos = {
@@ -322,18 +393,64 @@ class DebateEnv(ParallelEnv[str, str, str]):
         if last:
             for info in infos.values():
                 info["episode"] = self._episode_metrics()
-        rewards = dict.fromkeys(self.agents, reward)
-        terminations = dict.fromkeys(self.agents, last)
-        truncations = dict.fromkeys(self.agents, False)
+        terminations = dict.fromkeys(self.agents, debate_over)
+        if debate_over and judged:  # the debaters are done; the judge joins
+            observations[self.judge] = self._judge_prompt()
+            infos[self.judge] = {}
+            terminations[self.judge] = False
+        rewards = dict.fromkeys(terminations, reward)
+        truncations = dict.fromkeys(terminations, False)
         self.round += 1
-        if last:
-            self.agents = []
+        if debate_over:
+            self.agents = [self.judge] if judged else []
         return observations, rewards, terminations, truncations, infos
+
+    def _judge_step(self, completion: str) -> tuple[dict, dict, dict, dict, dict]:
+        judge, target = self.judge, self.problem.answer
+        self._judge_answer = parse_integer_answer(completion)
+        self._parse_failures += self._judge_answer is None
+        self._team_answers.append(self._judge_answer)
+        correct = self._judge_answer == target
+        info = {
+            "answer": self._judge_answer,
+            "correct": correct,
+            "parsed": self._judge_answer is not None,
+            "round": self.round,
+            "episode": self._episode_metrics(),
+        }
+        observation = self._observe(
+            f"Question: {self.problem.question}\n"
+            f"Your decision, the team's answer: {_shown(self._judge_answer)}"
+        )
+        self.round += 1
+        self.agents = []
+        return (
+            {judge: observation},
+            {judge: float(correct)},
+            {judge: True},
+            {judge: False},
+            {judge: info},
+        )
 
     # ------------------------------------------------------------ observations
 
     def _observe(self, text: str) -> str:
         return sanitize_text(text, CHARSET, self._obs_chars)
+
+    def _peer_answers(self, received: list[Message], limit: int | None) -> list[str]:
+        """Lines showing received answers: at most ``limit``, attributed or anonymous."""
+        if limit is not None and len(received) > limit:
+            kept = sorted(self._display_rng.sample(range(len(received)), limit))
+            received = [received[i] for i in kept]
+        if self.options.peer_display == "anonymous":
+            received = self._display_rng.sample(received, len(received))
+            labels = [f"Agent {k}" for k in range(1, len(received) + 1)]
+        else:
+            labels = [message.sender for message in received]
+        lines = []
+        for label, message in zip(labels, received, strict=True):
+            lines += [f"[{label}] answer: {_shown(message.meta['answer'])}", message.content, ""]
+        return lines
 
     def _reconsider(self, agent: str) -> str:
         received: list[Message] = self.bus.drain(agent)
@@ -344,9 +461,7 @@ class DebateEnv(ParallelEnv[str, str, str]):
         ]
         if received:
             lines.append("Answers from other agents:")
-            for message in received:
-                header = f"[{message.sender}] answer: {_shown(message.meta['answer'])}"
-                lines += [header, message.content, ""]
+            lines += self._peer_answers(received, self.options.max_neighbours_shown)
             lines.append(
                 "Using their reasoning as additional advice, check your answer step by step "
                 f"and give an updated answer. {FINISH}"
@@ -355,38 +470,56 @@ class DebateEnv(ParallelEnv[str, str, str]):
             lines.append(f"Check your answer step by step and give an updated answer. {FINISH}")
         return self._observe("\n".join(lines))
 
+    def _judge_prompt(self) -> str:
+        lines = [
+            f"Question: {self.problem.question}",
+            "",
+            "You are the judge. The debaters' final answers:",
+            *self._peer_answers(self.bus.drain(self.judge), None),
+            "Weigh their reasoning, check it step by step, and decide the team's answer. " + FINISH,
+        ]
+        return self._observe("\n".join(lines))
+
     def _episode_metrics(self) -> dict[str, Any]:
+        target = self.problem.answer
         final = self._team_answers[-1]
-        agreeing = sum(ans == final for ans in self._answers.values()) if final is not None else 0
+        agreeing = sum(self._answers[a] == final for a in self.debaters) if final is not None else 0
         stats = self.bus.stats
-        by_round = [ans == self.problem.answer for ans in self._team_answers]
-        return {
+        by_round = [ans == target for ans in self._team_answers]
+        metrics = {
             "score": float(by_round[-1]),
             "score_by_round": [float(c) for c in by_round],
             "team_correct_by_round": by_round,
             "team_answer": final,
-            "team_correct": final == self.problem.answer,
-            "consensus": agreeing / len(self.possible_agents),
+            "team_correct": final == target,
+            "consensus": agreeing / len(self.debaters),
             "parse_failures": self._parse_failures,
             "messages": stats.sent,
             "deliveries": stats.deliveries,
             "message_chars": stats.chars,
             "refused": stats.refused,
-            "target": self.problem.answer,
+            "target": target,
         }
+        if self.judge is not None:
+            majority = self._team_answers[-2]  # the debaters' final vote
+            metrics["majority_answer"] = majority
+            metrics["majority_correct"] = majority == target
+        return metrics
 
     def render(self) -> str | None:
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
             return None
+        name = self.metadata["name"]
         if self.problem is None:
-            return "debate_v0: not started (call reset())"
+            return f"{name}: not started (call reset())"
         problem = self.problem
         lines = [
-            f"debate_v0 round {self.round}/{self.options.rounds}: "
-            f"{problem.expression} = {problem.answer}"
+            f"{name} round {self.round}/{self.max_rounds}: {problem.expression} = {problem.answer}"
         ]
-        lines += [f"  {a}: {_shown(self._answers.get(a))}" for a in self.possible_agents]
+        lines += [f"  {a}: {_shown(self._answers.get(a))}" for a in self.debaters]
+        if self.judge is not None and self.round > self.options.rounds:
+            lines.append(f"  {self.judge} (judge): {_shown(self._judge_answer)}")
         if self._team_answers:
             lines.append(f"  team: {_shown(self._team_answers[-1])}")
         return "\n".join(lines)

@@ -6,20 +6,20 @@ answer takes, and the problem's ``expression`` is exactly that computation (for 
 ``50-4*6`` or ``(29-5)/4``), so every answer is checkable by evaluating it. Numbers are
 drawn so that every division is exact and every answer is a positive integer.
 
-| template   | 1 step              | 2 steps                    | 3 steps                            |
-| ---------- | ------------------- | -------------------------- | ---------------------------------- |
-| `shopping` | items x price       | bill - items x price       | bill - items x price - extra       |
-| `sharing`  | total / friends     | (total - eaten) / friends  | (total - eaten) / friends - given  |
-| `travel`   | speed x hours       | speed x hours + more km    | (speed x hours + more km) x 2      |
-| `ages`     | age + difference    | age + difference + years   | (age + difference) x 2 + years     |
-| `savings`  | weekly x weeks      | start + weekly x weeks     | start + weekly x weeks - spent     |
-| `garden`   | rows x plants       | rows x plants - died       | rows x plants - died + planted     |
-| `baking`   | batches x cookies   | batches x cookies / box    | batches x cookies / box x price    |
-| `reading`  | pages a day x days  | book - pages a day x days  | (book - pages a day x days) / rate |
-| `bus`      | riders + got on     | riders + got on - got off  | ... + got on at the next stop      |
-| `fruit`    | boxes x apples      | boxes x apples - given     | (boxes x apples - given) / friends |
-| `tickets`  | tickets x price     | tickets x price + program  | adults x price + children x price  |
-| `wages`    | hours x rate        | hours x rate x days        | hours x rate x days - spent        |
+| template   | 1 step            | 2 steps                  | 3 steps                          |
+| ---------- | ----------------- | ------------------------ | -------------------------------- |
+| `shopping` | items x price     | paid - items x price     | paid - items x price - extra     |
+| `sharing`  | total / friends   | (total - kept) / friends | (total - kept) / friends - given |
+| `travel`   | speed x hours     | speed x hours + more     | (speed x hours + more) x 2       |
+| `ages`     | age + gap         | age + gap + years        | (age + gap) x 2 + years          |
+| `savings`  | weekly x weeks    | start + weekly x weeks   | start + weekly x weeks - spent   |
+| `garden`   | rows x per row    | rows x per row - died    | rows x per row - died + planted  |
+| `baking`   | batches x cookies | batches x cookies / box  | batches x cookies / box x price  |
+| `reading`  | pages x days      | book - pages x days      | (book - pages x days) / pages    |
+| `bus`      | riders + on       | riders + on - off        | riders + on - off + on           |
+| `fruit`    | boxes x apples    | boxes x apples - given   | (boxes x apples - given) / kids  |
+| `tickets`  | tickets x price   | tickets x price + extra  | adults x price + kids x price    |
+| `wages`    | hours x rate      | hours x rate x days      | hours x rate x days - spent      |
 
 `WordProblemSpec.preset(name)` gives the named levels: `one_step`, `two_step`,
 `three_step` and `mixed` (all three). Deliberately left out: fractions, units conversion
@@ -62,7 +62,7 @@ def _a(noun: str) -> str:
 
 def _shopping(rng: random.Random, steps: int) -> Problem:
     name = _name(rng)
-    (one, many), (extra, _) = rng.sample(ITEMS, 2)
+    (_, many), (extra, _) = rng.sample(ITEMS, 2)
     n, price = rng.randint(2, 9), rng.randint(2, 12)
     if steps == 1:
         question = f"{name} buys {n} {many} at {price} dollars each. How many dollars does "
@@ -139,8 +139,7 @@ def _ages(rng: random.Random, steps: int) -> Problem:
         question = f"{story} How old will {second} be in {years} years?"
         return Problem(question, f"{age}+{older}+{years}", age + older + years)
     question = (
-        f"{story} {third} is twice as old as {second}. How old will {third} be "
-        f"in {years} years?"
+        f"{story} {third} is twice as old as {second}. How old will {third} be in {years} years?"
     )
     return Problem(question, f"({age}+{older})*2+{years}", (age + older) * 2 + years)
 
@@ -210,7 +209,9 @@ def _reading(rng: random.Random, steps: int) -> Problem:
         return Problem(question, f"{per_day}*{days}", per_day * days)
     more_days = rng.randint(1, 8)
     book = per_day * (days + more_days)  # the rest takes a whole number of days
-    story = f"{name} has a book of {book} pages and reads {per_day} pages every day for {days} days."
+    story = (
+        f"{name} has a book of {book} pages and reads {per_day} pages every day for {days} days."
+    )
     if steps == 2:
         question = f"{story} How many pages are left to read?"
         return Problem(question, f"{book}-{per_day}*{days}", book - per_day * days)

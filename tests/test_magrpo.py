@@ -9,12 +9,13 @@ from agents.backend import Sampling
 from agents.policies import PolicySet
 from agents.team import LLMAgent
 from marl.config import TrainConfig
-from marl.rollout import Episode, Turn, groups_from_episodes, run_cross, run_tree
+from marl.rollout import Episode, Turn, run_cross, run_tree
 from marl.trainers.magrpo import (
     MAGRPOTrainer,
     discounted_returns,
     group_advantages,
     group_samples,
+    groups_from_episodes,
     policy_loss,
 )
 
@@ -265,3 +266,32 @@ def test_cross_mode_scores_each_completion_over_the_product() -> None:
     # 2 agents: a tie goes to a's answer. Plays (a,b): (0,0)=1 (0,1)=1 (1,0)=0 (1,1)=0
     assert [r.returns["a"] for r in group.rollouts] == [1.0, 0.0]
     assert [r.returns["b"] for r in group.rollouts] == [0.5, 0.5]
+
+
+def test_an_agent_that_leaves_early_still_earns_the_final_team_reward() -> None:
+    """A referential speaker acts in round 0 only; the team is paid in round 1."""
+    eps = []
+    for g, final in enumerate([1.0, 0.0]):
+        e = episode(0, g, [], [0.0, final])
+        e.agents = ["speaker", "listener"]
+        e.turns = [
+            Turn(0, "speaker", "o", "t", [1], [5], [-1.0], "stop", 0.0, {"individual_reward": 0.0}),
+            Turn(
+                1,
+                "listener",
+                "o",
+                "t",
+                [1],
+                [6],
+                [-1.0],
+                "stop",
+                final,
+                {"individual_reward": final},
+            ),
+        ]
+        eps.append(e)
+    round0, round1 = groups_from_episodes(eps, gamma=1.0)
+    assert [r.returns for r in round0.rollouts] == [{"speaker": 1.0}, {"speaker": 0.0}]
+    assert [r.returns for r in round1.rollouts] == [{"listener": 1.0}, {"listener": 0.0}]
+    alone = groups_from_episodes(eps, gamma=1.0, individual=True)[0]
+    assert [r.returns for r in alone.rollouts] == [{"speaker": 0.0}, {"speaker": 0.0}]

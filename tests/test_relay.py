@@ -183,8 +183,8 @@ def test_observation_of_a_two_agent_game():
         "Your secret number: 42\n"
         "Messages you received:\n"
         "[round 1] bob: Bob here: my number is 17.\n"
-        "Add up all 2 secret numbers: yours and those in the messages. "
-        "Finish with a line `Answer: <integer>`."
+        "Question: what is the sum of all 2 secret numbers (yours and those in the messages)? "
+        "Think step by step, then finish with a line `Answer: <integer>`."
     )
     assert "[round 1] alice: alice: 42" in observations["bob"]
 

@@ -31,7 +31,7 @@ import torch
 
 from agents.policies import PolicySet
 from marl.config import TrainConfig
-from marl.rollout import Group
+from marl.rollout import Episode, Group, JointRollout
 
 # ------------------------------------------------------------------ the algorithm
 
@@ -141,6 +141,48 @@ def group_samples(
                             )
                         )
     return samples, {"flat_group_fraction": flat / max(1, total)}
+
+
+def groups_from_episodes(
+    episodes: Sequence[Episode], gamma: float, individual: bool = False
+) -> list[Group]:
+    """`episodes` mode: the G episodes of a task form one group per round.
+
+    Every agent's reward sequence spans the whole episode, also rounds it sits out (a
+    speaker who leaves after round 0 still earns the team reward of the last round), and
+    R_t = r_t + gamma * R_{t+1} is taken over it. With ``individual`` an agent earns its own
+    ``individual_reward`` in the rounds it acts and nothing in the others.
+    """
+    by_task: dict[int, list[Episode]] = {}
+    for episode in episodes:
+        by_task.setdefault(episode.seed, []).append(episode)
+    groups = []
+    for seed, siblings in by_task.items():
+        per_round: dict[int, Group] = {}
+        for episode in siblings:
+            rounds = len(episode.rewards)
+            rewards = {
+                a: [0.0 if individual else episode.rewards[r] for r in range(rounds)]
+                for a in episode.agents
+            }
+            if individual:
+                for turn in episode.turns:
+                    rewards[turn.agent][turn.round] = float(turn.info["individual_reward"])
+            returns = {
+                a: discounted_returns(torch.tensor(r), gamma).tolist() for a, r in rewards.items()
+            }
+            for r in range(rounds):
+                turns = [t for t in episode.turns if t.round == r]
+                acting = {t.agent for t in turns}
+                rollout = JointRollout(
+                    turns,
+                    {a: rewards[a][r] for a in acting},
+                    {a: returns[a][r] for a in acting},
+                    metrics=episode.metrics if r == rounds - 1 else {},
+                )
+                per_round.setdefault(r, Group(seed, r, [])).rollouts.append(rollout)
+        groups += [per_round[r] for r in sorted(per_round)]
+    return groups
 
 
 class MAGRPOTrainer:

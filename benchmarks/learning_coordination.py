@@ -1,16 +1,17 @@
-"""Learning result: MAGRPO on the relay game against single-agent GRPO, same token budget.
+"""Learning result: MAGRPO on a coordination game against single-agent GRPO, same tokens.
 
-Trains `configs/magrpo_relay.yaml` (two SmolLM2-135M agents, a LoRA adapter each, one
-private number each, one message round) with MAGRPO, and the same recipe with
-`algorithm: grpo` (the first agent alone on the single-agent version of the task: it sees
-both numbers), each until it has generated ``--tokens`` completion tokens or
-``--minutes`` have passed. Both run at once, one CPU thread each. Held-out success is
-measured before training (step 0), every ``eval_every`` steps and at the end.
+Trains a recipe (default `configs/magrpo_referential.yaml`: a SmolLM2-135M speaker and
+listener, a LoRA adapter each) with MAGRPO, and the same recipe with `algorithm: grpo`
+(the first agent alone on the single-agent version of the task), each until it has
+generated ``--tokens`` completion tokens or ``--minutes`` have passed. Both run at once,
+one CPU thread each. Held-out success is measured before training (step 0), every
+``eval_every`` steps and at the end.
 
-    .venv/bin/python benchmarks/learning_relay.py [--tokens 150000] [--minutes 30]
+    .venv/bin/python benchmarks/learning_coordination.py [--config configs/magrpo_relay.yaml]
+        [--tokens 60000] [--minutes 30]
 
 Prints a table (held-out success before and after, tokens, steps, minutes) and writes
-`learning_relay.png` (held-out success and training success against generated tokens).
+`learning_curve.png` (held-out success and training success against generated tokens).
 """
 
 from __future__ import annotations
@@ -78,13 +79,16 @@ def main() -> None:
         "--tokens", type=int, default=150_000, help="generated-token budget per method"
     )
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock cap per method")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "learning_relay"))
+    parser.add_argument("--out", default=str(ROOT / "runs" / "learning"))
     parser.add_argument("--set", action="append", default=[], help="config override for both")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [
-        ctx.Process(target=train, args=(alg, args.tokens, args.minutes, args.out, args.set, queue))
+        ctx.Process(
+            target=train,
+            args=(args.config, alg, args.tokens, args.minutes, args.out, args.set, queue),
+        )
         for alg in ("magrpo", "grpo")
     ]
     for p in procs:
@@ -98,7 +102,9 @@ def main() -> None:
 
     from analysis.plots import learning_curves, read_metrics
 
-    table = Table(title="MAGRPO on relay_v0 (2 agents) vs single-agent GRPO, SmolLM2-135M, CPU")
+    table = Table(
+        title=f"MAGRPO vs single-agent GRPO on {Path(args.config).name}, SmolLM2-135M, CPU"
+    )
     for column in (
         "method",
         "held-out before",
@@ -122,7 +128,7 @@ def main() -> None:
         )
     png = learning_curves(
         [("MAGRPO team", results["magrpo"][0]), ("GRPO single agent", results["grpo"][0])],
-        Path(args.out) / "learning_relay.png",
+        Path(args.out) / "learning_curve.png",
     )
     Console().print(table)
     print(f"curve: {png}")
