@@ -57,7 +57,8 @@ step pays the judge's correctness; that step is the last.
 
 ### Infos
 
-Every step, per agent: `answer` (int or None), `correct`, `parsed`, `round` (0-based).
+Every step, per agent: `answer` (int or None), `correct`, `parsed`, `round` (0-based),
+`individual_reward` (its own correctness, paid on the steps the team reward is paid).
 At the last step each agent's info also holds `episode`: `score` (the final team
 correctness as 0.0/1.0) and `score_by_round` (the marl scenario contract), `team_correct_by_round`,
 `team_answer`, `team_correct`, `consensus` (fraction of agents giving the final team
@@ -387,6 +388,8 @@ class DebateEnv(ParallelEnv[str, str, str]):
                 "correct": self._answers[a] == target,
                 "parsed": self._answers[a] is not None,
                 "round": self.round,
+                # its own correctness, paid when the team is (what igrpo learns from)
+                "individual_reward": float(self._answers[a] == target) if paid else 0.0,
             }
             for a in self.agents
         }
@@ -416,6 +419,7 @@ class DebateEnv(ParallelEnv[str, str, str]):
             "correct": correct,
             "parsed": self._judge_answer is not None,
             "round": self.round,
+            "individual_reward": float(correct),
             "episode": self._episode_metrics(),
         }
         observation = self._observe(

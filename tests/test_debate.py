@@ -212,7 +212,13 @@ def test_unparsed_answers_count_as_failures_and_never_win():
     env = DebateEnv(TEAM, rounds=2)
     steps = play(env, [["junk", "no idea", "Answer: 14"], ["", "?", "..."]])
     round_0, round_1 = steps[0][-1], steps[1][-1]
-    assert round_0["agent_0"] == {"answer": None, "correct": False, "parsed": False, "round": 0}
+    assert round_0["agent_0"] == {
+        "answer": None,
+        "correct": False,
+        "parsed": False,
+        "round": 0,
+        "individual_reward": 0.0,
+    }
     assert round_0["agent_2"]["correct"] is True
     episode = round_1["agent_0"]["episode"]
     assert episode["parse_failures"] == 5

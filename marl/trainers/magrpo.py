@@ -167,6 +167,11 @@ def groups_from_episodes(
             }
             if individual:
                 for turn in episode.turns:
+                    if "individual_reward" not in turn.info:
+                        raise ValueError(
+                            f"algorithm 'igrpo' needs an 'individual_reward' in each agent's infos; "
+                            f"scenario {episode.scenario} gives none (use magrpo)"
+                        )
                     rewards[turn.agent][turn.round] = float(turn.info["individual_reward"])
             returns = {
                 a: discounted_returns(torch.tensor(r), gamma).tolist() for a, r in rewards.items()
