@@ -169,7 +169,7 @@ def groups_from_episodes(
                 for turn in episode.turns:
                     if "individual_reward" not in turn.info:
                         raise ValueError(
-                            f"algorithm 'igrpo' needs an 'individual_reward' in each agent's infos; "
+                            "algorithm 'igrpo' needs an 'individual_reward' in each agent's infos; "
                             f"scenario {episode.scenario} gives none (use magrpo)"
                         )
                     rewards[turn.agent][turn.round] = float(turn.info["individual_reward"])
