@@ -324,9 +324,27 @@ def validate_config(
         ]
     else:
         problems += _graph_rounds_problems(config, options)
+    if not problems:
+        problems += _scenario_accepts_team(config, options)
     if problems:
         raise ConfigError(problems, source)
     return config
+
+
+def _scenario_accepts_team(config: RunConfig, options: BaseModel) -> list[tuple[str, str]]:
+    """Build the scenario once for the team and its graph: what only the scenario can judge
+    (a debate judge without edges from every debater, a speaker not on the team) is found
+    here, at load time, instead of when a run starts."""
+    from scenarios import make_env
+
+    graph = build_graph_from_config(config.team.ids, config.graph)
+    try:
+        make_env(config.scenario.name, config.team.ids, graph, options).close()
+    except GraphError as err:
+        return [("graph", f"{config.scenario.name}: {err}")]
+    except ValueError as err:
+        return [("scenario.options", f"{config.scenario.name}: {err}")]
+    return []
 
 
 def _graph_rounds_problems(config: RunConfig, options: BaseModel) -> list[tuple[str, str]]:

@@ -128,3 +128,12 @@ def test_overrides_reach_nested_fields(tmp_path: Path) -> None:
         load_config(path, ["run.episodes"])
     with pytest.raises(ConfigError, match="not an index"):
         load_config(path, ["team.agents.9.id=x"])
+
+
+def test_scenario_specific_graph_problems_are_found_at_load_time() -> None:
+    data = with_change("scenario.options.judge", "c")
+    data["graph"] = {"preset": "chain"}  # a -> b -> c: a is not heard by the judge
+    with pytest.raises(ConfigError) as err:
+        validate_config(data)
+    (path, msg), *_ = err.value.problems
+    assert path == "graph" and "missing edges: a->c" in msg
