@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def train(
-    algorithm: str, tokens: int, minutes: float, out: str, overrides: list[str], queue
+    config_path: str,
+    algorithm: str,
+    tokens: int,
+    minutes: float,
+    out: str,
+    overrides: list[str],
+    queue,
 ) -> None:
     import torch
 
@@ -38,14 +44,9 @@ def train(
     from marl.train import start_training
 
     config = load_config(
-        ROOT / "configs" / "magrpo_relay.yaml",
-        [
-            f"train.algorithm={algorithm}",
-            f"run.output_dir={out}",
-            f"name={algorithm}_relay",
-            *overrides,
-        ],
+        config_path, [f"train.algorithm={algorithm}", f"run.output_dir={out}", *overrides]
     )
+    config.name = f"{algorithm}_{config.scenario.name}"
     training = start_training(config)
     start = time.perf_counter()
     used = 0
@@ -75,6 +76,7 @@ def train(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / "magrpo_referential.yaml"))
     parser.add_argument(
         "--tokens", type=int, default=150_000, help="generated-token budget per method"
     )
