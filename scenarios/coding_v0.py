@@ -93,25 +93,21 @@ from __future__ import annotations
 
 import ast
 import random
-import string
 import textwrap
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import gymnasium
 import networkx as nx
-from gymnasium.spaces import Text
-from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marl.bus import Message, MessageBus
-from marl.graph import GraphError, build_graph
+from marl.bus import Message
+from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.code_extraction import calls, defined_functions, extract_code, parse
 from scenarios.humaneval import CodingProblem, Split, load_problems, problem_by_id, sample_problem
 from scenarios.parsing import sanitize_text
 from scenarios.sandbox import Sandbox, SandboxLimits, SandboxResult, TestSuite
 
-CHARSET = string.printable
 MAX_ACTION_CHARS = 8000
 MAX_TESTER_TESTS = 20
 # Observation budget: instructions and the longest prompt, then the agent's own code and
@@ -262,7 +258,7 @@ def _fenced(code: str) -> str:
     return f"```python\n{code.strip()}\n```" if code.strip() else "(no code)"
 
 
-class CodingEnv(ParallelEnv[str, str, str]):
+class CodingEnv(TextTeamEnv):
     """A team writes a program for a HumanEval problem; the sandbox runs its tests each round."""
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -299,42 +295,24 @@ class CodingEnv(ParallelEnv[str, str, str]):
             message_chars=message_chars,
             sandbox=sandbox or SandboxLimits(),
         )
-        if not agent_ids:
-            raise ValueError("the coding team needs at least one agent")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
-        self.possible_agents = list(agent_ids)
-        self.graph = build_graph(self.possible_agents) if graph is None else graph
-        if set(self.graph.nodes) != set(self.possible_agents):
-            raise GraphError(
-                f"graph nodes {sorted(self.graph.nodes)} must be the team's agents "
-                f"{self.possible_agents}"
-            )
+        self._init_team(
+            agent_ids, graph, render_mode, self.options.message_chars, "the coding team"
+        )
         roles_list = roles_for(preset, self.options.roles, len(self.possible_agents))
         self.roles: dict[str, Role] = dict(zip(self.possible_agents, roles_list, strict=True))
         self.writer = next(a for a, r in self.roles.items() if r in WRITERS)
         self.helper = next((a for a, r in self.roles.items() if r == "helper"), None)
-        self.max_cycles = self.options.rounds
-        self.max_rounds = self.options.rounds  # the marl scenario contract: steps per episode
+        self._init_length(self.options.rounds)
 
         longest_prompt = max(len(p.prompt) for p in load_problems())
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
         per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
-        self._obs_chars = INSTRUCTION_CHARS + longest_prompt + (1 + most_heard) * per_message
-        self.observation_spaces = {
-            a: Text(max_length=self._obs_chars, charset=CHARSET) for a in self.possible_agents
-        }
-        self.action_spaces = {
-            a: Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
-            for a in self.possible_agents
-        }
+        obs_chars = INSTRUCTION_CHARS + longest_prompt + (1 + most_heard) * per_message
+        self._init_spaces(obs_chars, MAX_ACTION_CHARS)
 
-        self.bus = MessageBus(self.graph, max_content_chars=self.options.message_chars)
         self.sandbox = Sandbox(self.options.sandbox)
         self._rng = random.Random()
-        self.agents: list[str] = []
         self.problem: CodingProblem | None = None
         self.round = 0
         self._last_output: dict[str, str] = {}  # each agent's code, critique or tests
@@ -365,12 +343,6 @@ class CodingEnv(ParallelEnv[str, str, str]):
             sandbox=options.sandbox,
         )
 
-    def observation_space(self, agent: str) -> Text:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> Text:
-        return self.action_spaces[agent]
-
     # ---------------------------------------------------------------- episode
 
     def reset(
@@ -399,24 +371,8 @@ class CodingEnv(ParallelEnv[str, str, str]):
         observations = {a: self._observe(self._first_round(a)) for a in self.agents}
         return observations, {a: {} for a in self.agents}
 
-    def step(
-        self, actions: dict[str, str]
-    ) -> tuple[
-        dict[str, str],
-        dict[str, float],
-        dict[str, bool],
-        dict[str, bool],
-        dict[str, dict[str, Any]],
-    ]:
-        if not self.agents:
-            raise RuntimeError("no live agents: call reset() to start an episode")
-        if set(actions) != set(self.agents):
-            raise ValueError(
-                f"expected one action per live agent {self.agents}, got {sorted(actions)}"
-            )
-        for agent, action in actions.items():
-            if not isinstance(action, str):
-                raise TypeError(f"action of '{agent}' must be str, got {type(action).__name__}")
+    def step(self, actions: dict[str, str]) -> StepResult:
+        self._check_actions(actions)
         problem = self.problem
         texts = {a: actions[a][:MAX_ACTION_CHARS] for a in self.agents}
         truncated = {a: len(actions[a]) > MAX_ACTION_CHARS for a in self.agents}
@@ -541,7 +497,6 @@ class CodingEnv(ParallelEnv[str, str, str]):
     def _episode_metrics(self) -> dict[str, Any]:
         final = self._results[-1]
         terms = self._terms[-1]
-        stats = self.bus.stats
         return {
             "score": terms["tests"],
             "score_by_round": [t["tests"] for t in self._terms],
@@ -559,10 +514,7 @@ class CodingEnv(ParallelEnv[str, str, str]):
             "truncated": self._truncated,
             "sandbox_runs": len(self._sandbox_runs),
             "timeouts": sum(r.status == "timeout" for r in self._sandbox_runs),
-            "messages": stats.sent,
-            "deliveries": stats.deliveries,
-            "message_chars": stats.chars,
-            "refused": stats.refused,
+            **self._bus_counts(),
         }
 
     # ---------------------------------------------------------------- messages
@@ -583,9 +535,6 @@ class CodingEnv(ParallelEnv[str, str, str]):
         self.bus.send(agent, content, round=self.round, channel=channel, meta=meta)
 
     # ---------------------------------------------------------------- observations
-
-    def _observe(self, text: str) -> str:
-        return sanitize_text(text, CHARSET, self._obs_chars)
 
     def _names(self) -> dict[str, str]:
         return {"entry": self.problem.entry_point, "aux": self.options.helper_name}

@@ -93,23 +93,20 @@ poses a given problem; other option keys are ignored.
 from __future__ import annotations
 
 import random
-import string
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import gymnasium
 import networkx as nx
-from gymnasium.spaces import Text
-from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from marl.bus import Message, MessageBus
-from marl.graph import GraphError, build_graph
+from marl.bus import Message
+from marl.graph import GraphError
 from scenarios.arithmetic import ArithmeticSpec, Problem, sample_problem
+from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.parsing import parse_integer_answer, sanitize_text
 
-CHARSET = string.printable
 MAX_ACTION_CHARS = 4000
 DEFAULT_TASK = "medium"
 # Observation budget: the fixed prompt text plus the question, then per received message
@@ -205,7 +202,7 @@ def _shown(answer: int | None) -> str:
     return "none found" if answer is None else str(answer)
 
 
-class DebateEnv(ParallelEnv[str, str, str]):
+class DebateEnv(TextTeamEnv):
     """Agents answer a question, hear their in-neighbours' answers, answer again."""
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -239,42 +236,23 @@ class DebateEnv(ParallelEnv[str, str, str]):
             max_neighbours_shown=max_neighbours_shown,
             **chosen,
         )
-        if not agent_ids:
-            raise ValueError(f"{self.metadata['name']} needs at least one agent")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
-        self.possible_agents = list(agent_ids)
-        self.graph = build_graph(self.possible_agents) if graph is None else graph
-        if set(self.graph.nodes) != set(self.possible_agents):
-            raise GraphError(
-                f"graph nodes {sorted(self.graph.nodes)} must be the team's agents "
-                f"{self.possible_agents}"
-            )
+        self._init_team(
+            agent_ids, graph, render_mode, self.options.message_chars, self.metadata["name"]
+        )
         # One agent alone plays the single-agent baseline: no judge then.
         self.judge = self.options.judge if len(self.possible_agents) > 1 else None
         self.debaters = [a for a in self.possible_agents if a != self.judge]
         if self.judge is not None:
             self._check_judge(self.judge)
-        self.max_rounds = self.options.rounds + (self.judge is not None)  # steps per episode
-        self.max_cycles = self.max_rounds
+        self._init_length(self.options.rounds + (self.judge is not None))
 
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
         per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
-        self._obs_chars = PROMPT_CHARS + most_heard * per_message
-        self.observation_spaces = {
-            a: Text(max_length=self._obs_chars, charset=CHARSET) for a in self.possible_agents
-        }
-        self.action_spaces = {
-            a: Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
-            for a in self.possible_agents
-        }
+        self._init_spaces(PROMPT_CHARS + most_heard * per_message, MAX_ACTION_CHARS)
 
-        self.bus = MessageBus(self.graph, max_content_chars=self.options.message_chars)
         self._rng = random.Random()
         self._display_rng = random.Random()  # peer order and subsets, apart from the tasks
-        self.agents: list[str] = []
         self.problem: Problem | None = None
         self.round = 0
         self._answers: dict[str, int | None] = {}  # the debaters' last parsed answers
@@ -303,12 +281,6 @@ class DebateEnv(ParallelEnv[str, str, str]):
         """The task source: one problem drawn from ``rng`` (word problems in wordmath_v0)."""
         return sample_problem(self.options.task, rng)
 
-    def observation_space(self, agent: str) -> Text:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> Text:
-        return self.action_spaces[agent]
-
     # ---------------------------------------------------------------- episode
 
     def reset(
@@ -333,30 +305,14 @@ class DebateEnv(ParallelEnv[str, str, str]):
         prompt = self._observe(f"{problem.question}\n{FIRST_ASK}")
         return dict.fromkeys(self.agents, prompt), {a: {} for a in self.agents}
 
-    def step(
-        self, actions: dict[str, str]
-    ) -> tuple[
-        dict[str, str],
-        dict[str, float],
-        dict[str, bool],
-        dict[str, bool],
-        dict[str, dict[str, Any]],
-    ]:
-        if not self.agents:
-            raise RuntimeError("no live agents: call reset() to start an episode")
-        if set(actions) != set(self.agents):
-            raise ValueError(
-                f"expected one action per live agent {self.agents}, got {sorted(actions)}"
-            )
-        for agent, action in actions.items():
-            if not isinstance(action, str):
-                raise TypeError(f"action of '{agent}' must be str, got {type(action).__name__}")
+    def step(self, actions: dict[str, str]) -> StepResult:
+        self._check_actions(actions)
         completions = {a: actions[a][-MAX_ACTION_CHARS:] for a in self.agents}
         if self.round == self.options.rounds:
             return self._judge_step(completions[self.judge])
         return self._debate_step(completions)
 
-    def _debate_step(self, completions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
+    def _debate_step(self, completions: dict[str, str]) -> StepResult:
         target = self.problem.answer
         self._answers = {a: parse_integer_answer(completions[a]) for a in self.agents}
         self._parse_failures += sum(ans is None for ans in self._answers.values())
@@ -408,7 +364,7 @@ class DebateEnv(ParallelEnv[str, str, str]):
             self.agents = [self.judge] if judged else []
         return observations, rewards, terminations, truncations, infos
 
-    def _judge_step(self, completion: str) -> tuple[dict, dict, dict, dict, dict]:
+    def _judge_step(self, completion: str) -> StepResult:
         judge, target = self.judge, self.problem.answer
         self._judge_answer = parse_integer_answer(completion)
         self._parse_failures += self._judge_answer is None
@@ -437,9 +393,6 @@ class DebateEnv(ParallelEnv[str, str, str]):
         )
 
     # ------------------------------------------------------------ observations
-
-    def _observe(self, text: str) -> str:
-        return sanitize_text(text, CHARSET, self._obs_chars)
 
     def _peer_answers(self, received: list[Message], limit: int | None) -> list[str]:
         """Lines showing received answers: at most ``limit``, attributed or anonymous."""
@@ -488,7 +441,6 @@ class DebateEnv(ParallelEnv[str, str, str]):
         target = self.problem.answer
         final = self._team_answers[-1]
         agreeing = sum(self._answers[a] == final for a in self.debaters) if final is not None else 0
-        stats = self.bus.stats
         by_round = [ans == target for ans in self._team_answers]
         metrics = {
             "score": float(by_round[-1]),
@@ -498,10 +450,7 @@ class DebateEnv(ParallelEnv[str, str, str]):
             "team_correct": final == target,
             "consensus": agreeing / len(self.debaters),
             "parse_failures": self._parse_failures,
-            "messages": stats.sent,
-            "deliveries": stats.deliveries,
-            "message_chars": stats.chars,
-            "refused": stats.refused,
+            **self._bus_counts(),
             "target": target,
         }
         if self.judge is not None:

@@ -94,21 +94,17 @@ from __future__ import annotations
 import itertools
 import random
 import re
-import string
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import gymnasium
 import networkx as nx
-from gymnasium.spaces import Text
-from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict, Field
 
-from marl.bus import Message, MessageBus
-from marl.graph import GraphError, build_graph
+from marl.bus import Message
+from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.parsing import FALLBACK_WINDOW, MARKER_WINDOW, sanitize_text
 
-CHARSET = string.printable
 MAX_ACTION_CHARS = 4000
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white")
 SHAPES = ("circle", "square", "triangle", "star", "heart", "diamond", "cross", "moon")
@@ -246,7 +242,7 @@ def draw_objects(
     return " ".join(target), [" ".join(obj) for obj in objects]
 
 
-class ReferentialEnv(ParallelEnv[str, str, str]):
+class ReferentialEnv(TextTeamEnv):
     """A speaker sees the target among K objects; listeners must pick it from its message."""
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -275,18 +271,9 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
             speaker=speaker,
             message_chars=message_chars,
         )
-        if not agent_ids:
-            raise ValueError("the referential game needs at least one agent")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
-        self.possible_agents = list(agent_ids)
-        self.graph = build_graph(self.possible_agents) if graph is None else graph
-        if set(self.graph.nodes) != set(self.possible_agents):
-            raise GraphError(
-                f"graph nodes {sorted(self.graph.nodes)} must be the team's agents "
-                f"{self.possible_agents}"
-            )
+        self._init_team(
+            agent_ids, graph, render_mode, self.options.message_chars, "the referential game"
+        )
         self.alone = len(self.possible_agents) == 1
         speaker = self.options.speaker
         if self.alone or speaker is None:
@@ -298,8 +285,7 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         self.speaker = speaker
         # Whose picks count: the listeners, or the lone agent in its listener rounds.
         self.listeners = [a for a in self.possible_agents if a != speaker] or [speaker]
-        self.max_rounds = self.options.rounds  # the marl scenario contract: steps per episode
-        self.max_cycles = self.max_rounds
+        self._init_length(self.options.rounds)
         reach = nx.single_source_shortest_path_length(
             self.graph, speaker, cutoff=self.options.rounds - 1
         )
@@ -310,24 +296,16 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
         per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
-        self._obs_chars = (
+        obs_chars = (
             PROMPT_CHARS
             + 2 * ids_chars
             + self.options.candidates * CANDIDATE_CHARS
             + self.options.message_chars
             + (self.options.rounds - 1) * most_heard * per_message
         )
-        self.observation_spaces = {
-            a: Text(max_length=self._obs_chars, charset=CHARSET) for a in self.possible_agents
-        }
-        self.action_spaces = {
-            a: Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
-            for a in self.possible_agents
-        }
+        self._init_spaces(obs_chars, MAX_ACTION_CHARS)
 
-        self.bus = MessageBus(self.graph, max_content_chars=self.options.message_chars)
         self._rng = random.Random()
-        self.agents: list[str] = []
         self.round = 0
         self.target = ""
         self.candidates: list[str] = []
@@ -344,12 +322,6 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: ReferentialOptions
     ) -> ReferentialEnv:
         return cls(agent_ids, graph, **dict(options))
-
-    def observation_space(self, agent: str) -> Text:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> Text:
-        return self.action_spaces[agent]
 
     def order(self, agent: str) -> list[str]:
         """The candidates as listener ``agent`` sees them, numbered from 1."""
@@ -380,24 +352,8 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         self._parse_failures = 0
         return {self.speaker: self._speaker_prompt()}, {self.speaker: {}}
 
-    def step(
-        self, actions: dict[str, str]
-    ) -> tuple[
-        dict[str, str],
-        dict[str, float],
-        dict[str, bool],
-        dict[str, bool],
-        dict[str, dict[str, Any]],
-    ]:
-        if not self.agents:
-            raise RuntimeError("no live agents: call reset() to start an episode")
-        if set(actions) != set(self.agents):
-            raise ValueError(
-                f"expected one action per live agent {self.agents}, got {sorted(actions)}"
-            )
-        for agent, action in actions.items():
-            if not isinstance(action, str):
-                raise TypeError(f"action of '{agent}' must be str, got {type(action).__name__}")
+    def step(self, actions: dict[str, str]) -> StepResult:
+        self._check_actions(actions)
         if self.round == 0:
             return self._speaker_round(actions[self.speaker])
         return self._listener_round(actions)
@@ -405,7 +361,7 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
     def _message(self, completion: str) -> str:
         return sanitize_text(completion.strip(), CHARSET, self.options.message_chars)
 
-    def _speaker_round(self, completion: str) -> tuple[dict, dict, dict, dict, dict]:
+    def _speaker_round(self, completion: str) -> StepResult:
         self._description = self._message(completion)
         if self._description and not self.alone:
             self.bus.send(self.speaker, self._description, round=0)
@@ -431,7 +387,7 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         rewards = dict.fromkeys(terminations, 0.0)
         return observations, rewards, terminations, dict.fromkeys(terminations, False), infos
 
-    def _listener_round(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
+    def _listener_round(self, actions: dict[str, str]) -> StepResult:
         last = self.round == self.options.rounds - 1
         for agent in self.agents:
             completion = actions[agent][-MAX_ACTION_CHARS:]
@@ -479,9 +435,6 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         return observations, rewards, terminations, truncations, infos
 
     # ------------------------------------------------------------ observations
-
-    def _observe(self, text: str) -> str:
-        return sanitize_text(text, CHARSET, self._obs_chars)
 
     def _header(self) -> str:
         last = " (the last)" if self.round == self.options.rounds - 1 else ""
@@ -565,7 +518,6 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
         return self._observe("\n".join(lines))
 
     def _episode_metrics(self) -> dict[str, Any]:
-        stats = self.bus.stats
         named = _last_mention(_flat(self._description), _flat(self.target)) >= 0
         team_correct = self._team_by_round[-1]
         return {
@@ -581,10 +533,7 @@ class ReferentialEnv(ParallelEnv[str, str, str]):
             "parse_failures": self._parse_failures,
             "solvable": self.solvable,
             "chance": self.chance,
-            "messages": stats.sent,
-            "deliveries": stats.deliveries,
-            "message_chars": stats.chars,
-            "refused": stats.refused,
+            **self._bus_counts(),
         }
 
     def render(self) -> str | None:

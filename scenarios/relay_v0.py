@@ -91,22 +91,18 @@ from __future__ import annotations
 
 import functools
 import random
-import string
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium
 import networkx as nx
 import numpy as np
-from gymnasium.spaces import Text
-from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict, Field
 
-from marl.bus import Message, MessageBus
-from marl.graph import GraphError, build_graph
+from marl.bus import Message
+from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.parsing import parse_integer_answer, sanitize_text
 
-CHARSET = string.printable
 MAX_ACTION_CHARS = 4000
 # Observation budget: fixed text, then the team's ids (listed up to three times), the
 # agent's numbers and, per received message, a header (round, sender) and its content.
@@ -182,7 +178,7 @@ def _listed(ids: Sequence[str]) -> str:
     return ", ".join(ids) if ids else "nobody"
 
 
-class RelayEnv(ParallelEnv[str, str, str]):
+class RelayEnv(TextTeamEnv):
     """Each agent sees its own numbers; the team must report their sum after talking."""
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -209,18 +205,7 @@ class RelayEnv(ParallelEnv[str, str, str]):
             reporter=reporter,
             message_chars=message_chars,
         )
-        if not agent_ids:
-            raise ValueError("the relay game needs at least one agent")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
-        self.possible_agents = list(agent_ids)
-        self.graph = build_graph(self.possible_agents) if graph is None else graph
-        if set(self.graph.nodes) != set(self.possible_agents):
-            raise GraphError(
-                f"graph nodes {sorted(self.graph.nodes)} must be the team's agents "
-                f"{self.possible_agents}"
-            )
+        self._init_team(agent_ids, graph, render_mode, self.options.message_chars, "the relay game")
         alone = len(self.possible_agents) == 1
         reporter = None if alone else self.options.reporter
         if reporter is not None and reporter not in self.possible_agents:
@@ -229,8 +214,7 @@ class RelayEnv(ParallelEnv[str, str, str]):
             )
         self.reporter = reporter
         self.counted = [reporter] if reporter is not None else list(self.possible_agents)
-        self.max_rounds = self.options.rounds  # the marl scenario contract: steps per episode
-        self.max_cycles = self.max_rounds
+        self._init_length(self.options.rounds)
 
         # Who holds which of the numbers (dealt round-robin): fixed by the team and options.
         count = self.options.numbers or len(self.possible_agents)
@@ -247,23 +231,15 @@ class RelayEnv(ParallelEnv[str, str, str]):
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
         per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
-        self._obs_chars = (
+        obs_chars = (
             PROMPT_CHARS
             + 3 * ids_chars
             + count * (self.options.digits + 2)
             + (self.options.rounds - 1) * most_heard * per_message
         )
-        self.observation_spaces = {
-            a: Text(max_length=self._obs_chars, charset=CHARSET) for a in self.possible_agents
-        }
-        self.action_spaces = {
-            a: Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
-            for a in self.possible_agents
-        }
+        self._init_spaces(obs_chars, MAX_ACTION_CHARS)
 
-        self.bus = MessageBus(self.graph, max_content_chars=self.options.message_chars)
         self._rng = random.Random()
-        self.agents: list[str] = []
         self.round = 0
         self.numbers: list[int] = []
         self.target = 0
@@ -275,12 +251,6 @@ class RelayEnv(ParallelEnv[str, str, str]):
         cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: RelayOptions
     ) -> RelayEnv:
         return cls(agent_ids, graph, **dict(options))
-
-    def observation_space(self, agent: str) -> Text:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> Text:
-        return self.action_spaces[agent]
 
     def holdings(self, agent: str) -> list[int]:
         """The private numbers ``agent`` sees this episode."""
@@ -319,24 +289,8 @@ class RelayEnv(ParallelEnv[str, str, str]):
         self._answers = {}
         return {a: self._prompt(a) for a in self.agents}, {a: {} for a in self.agents}
 
-    def step(
-        self, actions: dict[str, str]
-    ) -> tuple[
-        dict[str, str],
-        dict[str, float],
-        dict[str, bool],
-        dict[str, bool],
-        dict[str, dict[str, Any]],
-    ]:
-        if not self.agents:
-            raise RuntimeError("no live agents: call reset() to start an episode")
-        if set(actions) != set(self.agents):
-            raise ValueError(
-                f"expected one action per live agent {self.agents}, got {sorted(actions)}"
-            )
-        for agent, action in actions.items():
-            if not isinstance(action, str):
-                raise TypeError(f"action of '{agent}' must be str, got {type(action).__name__}")
+    def step(self, actions: dict[str, str]) -> StepResult:
+        self._check_actions(actions)
         last = self.round == self.options.rounds - 1
         if last:
             observations, reward, infos = self._answer_round(actions)
@@ -391,9 +345,6 @@ class RelayEnv(ParallelEnv[str, str, str]):
 
     # ------------------------------------------------------------ observations
 
-    def _observe(self, text: str) -> str:
-        return sanitize_text(text, CHARSET, self._obs_chars)
-
     def _prompt(self, agent: str) -> str:
         # Short and plain on purpose: small models lose the thread in long instructions.
         rounds, last = self.options.rounds, self.round == self.options.rounds - 1
@@ -438,7 +389,6 @@ class RelayEnv(ParallelEnv[str, str, str]):
         return self._observe("\n".join(lines))
 
     def _episode_metrics(self, team_correct: bool) -> dict[str, Any]:
-        stats = self.bus.stats
         score = float(team_correct)
         return {
             "score": score,
@@ -452,10 +402,7 @@ class RelayEnv(ParallelEnv[str, str, str]):
             "parse_failures": sum(ans is None for ans in self._answers.values()),
             "solvable": self.solvable,
             "chance": self.chance,
-            "messages": stats.sent,
-            "deliveries": stats.deliveries,
-            "message_chars": stats.chars,
-            "refused": stats.refused,
+            **self._bus_counts(),
         }
 
     def render(self) -> str | None:

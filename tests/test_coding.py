@@ -1,11 +1,9 @@
 import string
 
 import msgpack
-import pettingzoo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pettingzoo.test import parallel_api_test, parallel_seed_test
 from pydantic import ValidationError
 
 from marl.graph import GraphError, build_graph
@@ -26,6 +24,12 @@ from scenarios.humaneval import (
     split_problems,
 )
 from scenarios.sandbox import SandboxLimits
+from tests.scenario_checks import (
+    check_pettingzoo_conformance,
+    check_registered_with_pettingzoo,
+    check_reset_continues_the_seeded_stream,
+    check_same_seed_replays,
+)
 
 SPLIT = ("helper", "main")
 REVIEW = ("writer", "reviewer", "tester")
@@ -61,61 +65,35 @@ def play(env, actions_by_round, task_id="HumanEval/0"):
 
 
 @pytest.mark.parametrize(("agents", "preset"), TEAMS)
-def test_passes_pettingzoo_parallel_api_test(agents, preset):
-    parallel_api_test(CodingEnv(agents, preset=preset, rounds=3), num_cycles=10)
-
-
-@pytest.mark.parametrize(("agents", "preset"), TEAMS)
-def test_passes_pettingzoo_parallel_seed_test(agents, preset):
-    parallel_seed_test(lambda: CodingEnv(agents, preset=preset, rounds=3))
+def test_passes_pettingzoo_parallel_api_and_seed_tests(agents, preset):
+    check_pettingzoo_conformance(lambda: CodingEnv(agents, preset=preset, rounds=3))
 
 
 def test_same_seed_and_actions_replay_the_whole_episode():
-    def episode(seed):
-        env = CodingEnv(REVIEW, preset="review", rounds=2, reward="every_round")
-        trace = [env.reset(seed=seed)]
+    def actions(env):
         problem = env.problem
-        trace.append(
-            env.step(
-                {
-                    "writer": fenced(wrong_solution(problem)),
-                    "reviewer": "Check the empty input. é",
-                    "tester": fenced(f"assert {problem.entry_point}([]) is False\n"),
-                }
-            )
-        )
-        trace.append(
-            env.step(
-                {
-                    "writer": fenced(full_solution(problem)),
-                    "reviewer": "",
-                    "tester": "no tests",
-                }
-            )
-        )
-        return trace
+        return [
+            {
+                "writer": fenced(wrong_solution(problem)),
+                "reviewer": "Check the empty input. é",
+                "tester": fenced(f"assert {problem.entry_point}([]) is False\n"),
+            },
+            {"writer": fenced(full_solution(problem)), "reviewer": "", "tester": "no tests"},
+        ]
 
-    first = episode(7)
-    assert first == episode(7)
-    assert first[0] != episode(8)[0]  # the seed chooses the problem
+    first = check_same_seed_replays(
+        lambda: CodingEnv(REVIEW, preset="review", rounds=2, reward="every_round"), actions
+    )
     assert first[-1][1]["writer"] == 1.0
 
 
 def test_reset_without_seed_continues_the_seeded_stream():
     env = CodingEnv(SPLIT, split="all")
-    first = env.reset(seed=1)[0]["main"]
-    second = env.reset()[0]["main"]
-    assert first != second
-    assert env.reset(seed=1)[0]["main"] == first
-    assert env.reset()[0]["main"] == second
+    check_reset_continues_the_seeded_stream(env, "main")
 
 
 def test_registered_with_pettingzoo():
-    env = pettingzoo.make("parallel", "marl/coding-v0", rounds=1)
-    assert isinstance(env, CodingEnv)
-    assert env.possible_agents == list(SPLIT)
-    observations, _ = env.reset(seed=0)
-    assert set(observations) == set(SPLIT)
+    check_registered_with_pettingzoo("marl/coding-v0", CodingEnv, SPLIT)
 
 
 # ---------------------------------------------------------------- tasks and splits

@@ -1,7 +1,6 @@
 import string
 
 import msgpack
-import pettingzoo
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 from pydantic import ValidationError
@@ -10,6 +9,11 @@ from marl.graph import GraphError, build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.arithmetic import Problem
 from scenarios.debate_v0 import DebateEnv, DebateOptions, majority_answer
+from tests.scenario_checks import (
+    check_registered_with_pettingzoo,
+    check_reset_continues_the_seeded_stream,
+    check_same_seed_replays,
+)
 
 TEAM = ("agent_0", "agent_1", "agent_2")
 PROBLEM = Problem("What is the result of 2+3*4?", "2+3*4", 14)
@@ -44,31 +48,18 @@ def test_same_seed_and_actions_replay_the_whole_episode():
         {"agent_0": "5", "agent_1": "5", "agent_2": "the answer is 5"},
     ]
 
-    def episode(seed):
-        env = DebateEnv(TEAM, rounds=3, task="du", reward="every_round")
-        trace = [env.reset(seed=seed)]
-        trace += [env.step(step_actions) for step_actions in actions]
-        return trace
-
-    assert episode(7) == episode(7)
-    assert episode(7)[0] != episode(8)[0]  # the seed chooses the problem
+    check_same_seed_replays(
+        lambda: DebateEnv(TEAM, rounds=3, task="du", reward="every_round"), lambda env: actions
+    )
 
 
 def test_reset_without_seed_continues_the_seeded_stream():
     env = DebateEnv(TEAM, task="du")
-    first = env.reset(seed=1)[0]["agent_0"]
-    second = env.reset()[0]["agent_0"]
-    assert first != second
-    assert env.reset(seed=1)[0]["agent_0"] == first
-    assert env.reset()[0]["agent_0"] == second
+    check_reset_continues_the_seeded_stream(env, "agent_0")
 
 
 def test_registered_with_pettingzoo():
-    env = pettingzoo.make("parallel", "marl/debate-v0", rounds=1)
-    assert isinstance(env, DebateEnv)
-    assert env.possible_agents == list(TEAM)
-    observations, _ = env.reset(seed=0)
-    assert set(observations) == set(TEAM)
+    check_registered_with_pettingzoo("marl/debate-v0", DebateEnv, TEAM)
 
 
 # ---------------------------------------------------------------- observations

@@ -5,7 +5,6 @@ import string
 import msgpack
 import pettingzoo
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
 from pydantic import ValidationError
 
 from agents.team import ScriptedPolicy
@@ -22,17 +21,14 @@ from scenarios.referential_v0 import (
     draw_objects,
     parse_choice,
 )
+from tests.scenario_checks import (
+    check_pettingzoo_conformance,
+    check_reset_continues_the_seeded_stream,
+    check_same_seed_replays,
+    play,
+)
 
 TEAM = ("agent_0", "agent_1", "agent_2")
-
-
-def play(env, policy, seed):
-    """One episode with ``policy(agent, observation) -> completion``; the last step's infos."""
-    observations, _ = env.reset(seed=seed)
-    while env.agents:
-        actions = {a: policy(a, observations[a]) for a in env.agents}
-        observations, *_, infos = env.step(actions)
-    return infos
 
 
 def candidates_shown(observation: str) -> list[str]:
@@ -82,29 +78,17 @@ def mute(agent: str, observation: str) -> str:
     ids=["solo", "solo-3-rounds", "team", "chain"],
 )
 def test_passes_pettingzoo_parallel_api_and_seed_tests(make):
-    parallel_api_test(make(), num_cycles=10)
-    parallel_seed_test(make)
+    check_pettingzoo_conformance(make)
 
 
 def test_same_seed_and_actions_replay_the_whole_episode():
-    def episode(seed):
-        env = ReferentialEnv(TEAM, candidates=8)
-        trace = [env.reset(seed=seed)]
-        trace.append(env.step({"agent_0": "the red one é"}))
-        trace.append(env.step({"agent_1": "Answer: 2", "agent_2": "junk"}))
-        return trace
-
-    assert episode(7) == episode(7)
-    assert episode(7)[0] != episode(8)[0]
+    actions = [{"agent_0": "the red one é"}, {"agent_1": "Answer: 2", "agent_2": "junk"}]
+    check_same_seed_replays(lambda: ReferentialEnv(TEAM, candidates=8), lambda env: actions)
 
 
 def test_reset_without_seed_continues_the_seeded_stream():
     env = ReferentialEnv(TEAM, candidates=8)
-    first = env.reset(seed=1)[0]["agent_0"]
-    second = env.reset()[0]["agent_0"]
-    assert first != second
-    assert env.reset(seed=1)[0]["agent_0"] == first
-    assert env.reset()[0]["agent_0"] == second
+    check_reset_continues_the_seeded_stream(env, "agent_0")
 
 
 def test_registered_with_pettingzoo_and_make_env():

@@ -5,7 +5,6 @@ import string
 import msgpack
 import pettingzoo
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
 from pydantic import ValidationError
 
 from agents.team import ScriptedPolicy
@@ -13,17 +12,14 @@ from marl.graph import GraphError, build_graph
 from marl.rollout import run_episodes
 from scenarios import SCENARIOS, make_env
 from scenarios.relay_v0 import RelayEnv, RelayOptions, guess_chance
+from tests.scenario_checks import (
+    check_pettingzoo_conformance,
+    check_reset_continues_the_seeded_stream,
+    check_same_seed_replays,
+    play,
+)
 
 TEAM = ("agent_0", "agent_1", "agent_2")
-
-
-def play(env, policy, seed):
-    """One episode with ``policy(agent, observation) -> completion``; the last step's infos."""
-    observations, _ = env.reset(seed=seed)
-    while env.agents:
-        actions = {a: policy(a, observations[a]) for a in env.agents}
-        observations, *_, infos = env.step(actions)
-    return infos
 
 
 # ------------------------------------------------------------ scripted teams (observations only)
@@ -78,8 +74,7 @@ def silent(agent: str, observation: str) -> str:
     ids=["solo", "solo-3-numbers", "team", "chain-reporter"],
 )
 def test_passes_pettingzoo_parallel_api_and_seed_tests(make):
-    parallel_api_test(make(), num_cycles=10)
-    parallel_seed_test(make)
+    check_pettingzoo_conformance(make)
 
 
 def test_same_seed_and_actions_replay_the_whole_episode():
@@ -87,24 +82,12 @@ def test_same_seed_and_actions_replay_the_whole_episode():
         {"agent_0": "I hold 12", "agent_1": "", "agent_2": "junk é" * 50},
         {"agent_0": "Answer: 5", "agent_1": "x", "agent_2": "Answer: 150"},
     ]
-
-    def episode(seed):
-        env = RelayEnv(TEAM, digits=3)
-        trace = [env.reset(seed=seed)]
-        trace += [env.step(step_actions) for step_actions in actions]
-        return trace
-
-    assert episode(7) == episode(7)
-    assert episode(7)[0] != episode(8)[0]  # the seed deals the numbers
+    check_same_seed_replays(lambda: RelayEnv(TEAM, digits=3), lambda env: actions)
 
 
 def test_reset_without_seed_continues_the_seeded_stream():
     env = RelayEnv(TEAM, digits=4)
-    first = env.reset(seed=1)[0]["agent_0"]
-    second = env.reset()[0]["agent_0"]
-    assert first != second
-    assert env.reset(seed=1)[0]["agent_0"] == first
-    assert env.reset()[0]["agent_0"] == second
+    check_reset_continues_the_seeded_stream(env, "agent_0")
 
 
 def test_registered_with_pettingzoo_and_make_env():

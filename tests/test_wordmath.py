@@ -5,7 +5,6 @@ from fractions import Fraction
 
 import pettingzoo
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
 from pydantic import ValidationError
 
 from marl.config import ConfigError, validate_config
@@ -14,6 +13,10 @@ from scenarios import SCENARIOS, make_env
 from scenarios.debate_v0 import DebateEnv
 from scenarios.wordmath_v0 import WordMathEnv, WordMathOptions
 from scenarios.wordproblems import TEMPLATES, WordProblemSpec, sample_word_problem
+from tests.scenario_checks import (
+    check_pettingzoo_conformance,
+    check_reset_continues_the_seeded_stream,
+)
 
 TEAM = ("agent_0", "agent_1", "agent_2")
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
@@ -92,8 +95,7 @@ def test_bad_tasks_are_refused_naming_the_field(task, field, message):
 
 @pytest.mark.parametrize("agents", [("solo",), TEAM])
 def test_passes_pettingzoo_parallel_api_and_seed_tests(agents):
-    parallel_api_test(WordMathEnv(agents, rounds=2, task="mixed"), num_cycles=10)
-    parallel_seed_test(lambda: WordMathEnv(agents, rounds=2, task="mixed"))
+    check_pettingzoo_conformance(lambda: WordMathEnv(agents, rounds=2, task="mixed"))
 
 
 def test_is_the_debate_protocol_on_word_problems():
@@ -124,11 +126,7 @@ def test_a_team_that_is_always_right_scores_one_and_wrong_scores_zero():
 
 def test_same_seed_replays_and_reset_continues_the_stream():
     env = WordMathEnv(TEAM, task="mixed")
-    first = env.reset(seed=1)[0]["agent_0"]
-    second = env.reset()[0]["agent_0"]
-    assert first != second
-    assert env.reset(seed=1)[0]["agent_0"] == first
-    assert env.reset()[0]["agent_0"] == second
+    check_reset_continues_the_seeded_stream(env, "agent_0")
 
 
 def test_registered_and_built_from_config_options_with_a_judge():
