@@ -3,12 +3,19 @@
 Each agent count runs in its own process (so one count's peak cannot hide in another's):
 it loads the embedded SmolLM2-135M-Instruct once with a LoRA adapter per agent
 (`separate` policies) and makes ``--steps`` training steps, each of ``--tasks-per-step``
-prompts x G=4 rollouts x 32 new tokens per agent, on the prompts and reward of
-``magrpo_step.py``. The process reports its resident set size after loading and its peak
-(``VmHWM`` from ``/proc/self/status``, the kernel's high-water mark of resident memory).
+prompts x G=4 rollouts x 32 new tokens per agent, on the prompts, reward and batch size
+of ``magrpo_step.py`` (``marl train``'s default of 32 prompts per generate call). Reported
+from ``/proc/self/status``: ``VmHWM``, the kernel's high-water mark of resident memory,
+over the whole process (the peak), and separately over the rollouts and over the updates
+(the mark is reset between phases by writing 5 to ``/proc/self/clear_refs``). The weights
+are memory-mapped, so they count once they have been read, from the first rollout on.
 Target: 8 agents within 2 GB (2048 MB).
 
-    .venv/bin/python benchmarks/magrpo_memory.py [--agents 2 4 8] [--steps 2]
+    .venv/bin/python benchmarks/magrpo_memory.py [--agents 2 4 8] [--steps 2] [--micro-batch N]
+
+``--micro-batch`` sets how many completions the trainer runs through one forward/backward
+pass (default: the trainer's own); the activations kept for that backward pass are most
+of an update's memory.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 TARGET_MB = {8: 2048}
@@ -31,26 +37,33 @@ def rss_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def worker(agents: int, steps: int, tasks_per_step: int, threads: int) -> None:
+def reset_peak() -> None:
+    """Restart ``VmHWM`` from the current resident size (Linux)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def worker(agents: int, steps: int, tasks_per_step: int, threads: int, micro_batch: int | None):
     """One agent count: load, train ``steps`` steps, print one JSON line."""
     import torch
     from magrpo_step import OurTrainer
 
     torch.set_num_threads(threads)
     ours = OurTrainer(agents, "separate", tasks_per_step)
-    loaded = rss_mb("VmRSS")
-    start = time.perf_counter()
-    tokens = sum(ours.step(step)["tokens"] for step in range(steps))
-    print(
-        json.dumps(
-            {
-                "loaded_mb": loaded,
-                "peak_mb": rss_mb("VmHWM"),
-                "seconds_per_step": (time.perf_counter() - start) / steps,
-                "tokens": tokens,
-            }
-        )
-    )
+    if micro_batch:
+        ours.trainer.micro_batch = micro_batch
+    peaks = {"rollout_mb": 0.0, "update_mb": 0.0}
+    overall = 0.0
+    for step in range(steps):
+        overall = max(overall, rss_mb("VmHWM"))
+        reset_peak()
+        episodes = ours.rollout(step)
+        peaks["rollout_mb"] = max(peaks["rollout_mb"], rss_mb("VmHWM"))
+        reset_peak()
+        ours.update(episodes)
+        peaks["update_mb"] = max(peaks["update_mb"], rss_mb("VmHWM"))
+    peak = max(overall, *peaks.values())
+    result = {"micro_batch": ours.trainer.micro_batch, "peak_mb": peak, "end_mb": rss_mb("VmRSS")}
+    print(json.dumps(result | peaks))
 
 
 def main() -> None:
@@ -58,41 +71,48 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--steps", type=int, default=2, help="training steps per process")
     parser.add_argument("--tasks-per-step", type=int, default=2, help="prompts per step")
+    parser.add_argument("--micro-batch", type=int, help="completions per backward pass")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, args.tasks_per_step, args.threads)
+        worker(args.worker, args.steps, args.tasks_per_step, args.threads, args.micro_batch)
         return
 
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    table = Table(
-        title=f"MAGRPO peak memory: `separate` LoRA policies, G=4, 32 new tokens, "
-        f"{args.tasks_per_step} prompts per step, {args.steps} steps, SmolLM2-135M, CPU"
-    )
-    for column in ("agents", "RSS after load MB", "peak RSS MB", "s / step", "target", "met"):
-        table.add_column(column, justify="right")
+    rows = []
     for agents in args.agents:
-        command = [sys.executable, __file__, "--worker", str(agents)]
-        command += ["--steps", str(args.steps), "--tasks-per-step", str(args.tasks_per_step)]
-        command += ["--threads", str(args.threads)]
+        command = [sys.executable, __file__, "--worker", str(agents), "--steps", str(args.steps)]
+        command += ["--tasks-per-step", str(args.tasks_per_step), "--threads", str(args.threads)]
+        if args.micro_batch:
+            command += ["--micro-batch", str(args.micro_batch)]
         with console.status(f"{agents} agents: {args.steps} training steps in a fresh process"):
             done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{agents} agents failed:\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append((agents, json.loads(done.stdout.strip().splitlines()[-1])))
+
+    table = Table(
+        title=f"MAGRPO peak memory: `separate` LoRA policies, G=4, 32 new tokens, "
+        f"{args.tasks_per_step} prompts per step, {args.steps} steps, SmolLM2-135M, CPU"
+    )
+    for column in ("agents", "peak RSS MB", "in rollouts", "in updates", "at the end", "target"):
+        table.add_column(column, justify="right")
+    for agents, result in rows:
         target = TARGET_MB.get(agents)
+        verdict = ("met" if result["peak_mb"] <= target else "NOT met") if target else ""
         table.add_row(
             str(agents),
-            f"{result['loaded_mb']:.0f}",
             f"{result['peak_mb']:.0f}",
-            f"{result['seconds_per_step']:.1f}",
-            f"<= {target}" if target else "-",
-            ("yes" if result["peak_mb"] <= target else "NO") if target else "-",
+            f"{result['rollout_mb']:.0f}",
+            f"{result['update_mb']:.0f}",
+            f"{result['end_mb']:.0f}",
+            f"<= {target}: {verdict}" if target else "-",
         )
+    table.caption = f"trainer micro-batch: {rows[0][1]['micro_batch']} completions per backward"
     console.print(table)
 
 

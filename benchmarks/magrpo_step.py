@@ -204,27 +204,36 @@ class OurTrainer:
             for a in self.agents
         ]
 
-    def step(self, step: int) -> dict[str, float]:
-        """One training step on ``step_tasks(step)``: G rollouts per task, then the update."""
-        from marl.rollout import groups_from_episodes, run_episodes
+    def rollout(self, step: int) -> list:
+        """The episodes of ``step``: G rollouts of each task of ``step_tasks(step)``."""
+        from marl.rollout import run_episodes
 
         tasks = step_tasks(step, self.config.tasks_per_step)
-        start = time.perf_counter()
-        episodes = run_episodes(
+        return run_episodes(
             self.make_env,
             self.policies.team,
             [t for t in tasks for _ in range(GROUP)],
             samples=[step * GROUP + g for _ in tasks for g in range(GROUP)],
             batch_size=self.batch_size,
         )
-        rollout = time.perf_counter() - start
+
+    def update(self, episodes: list) -> dict[str, float]:
+        """One optimiser step per policy from those episodes' groups."""
+        from marl.trainers.magrpo import groups_from_episodes
+
         stats = self.trainer.step(groups_from_episodes(episodes, self.config.gamma))
-        return {
-            "flat_groups": stats["flat_group_fraction"],  # > 0 would skip backward passes
+        return {"flat_groups": stats["flat_group_fraction"]}  # > 0 would skip backward passes
+
+    def step(self, step: int) -> dict[str, float]:
+        """One training step, timed: rollouts, then the update."""
+        start = time.perf_counter()
+        episodes = self.rollout(step)
+        rollout = time.perf_counter() - start
+        stats = self.update(episodes)
+        return stats | {
             "seconds": time.perf_counter() - start,
             "rollout_seconds": rollout,
             "tokens": sum(e.completion_tokens for e in episodes),
-            "prompt_tokens": sum(e.prompt_tokens for e in episodes),
         }
 
 
