@@ -6,9 +6,10 @@ it loads the embedded SmolLM2-135M-Instruct once with a LoRA adapter per agent
 prompts x G=4 rollouts x 32 new tokens per agent, on the prompts, reward and batch size
 of ``magrpo_step.py`` (``marl train``'s default of 32 prompts per generate call). Reported
 from ``/proc/self/status``: ``VmHWM``, the kernel's high-water mark of resident memory,
-over the whole process (the peak), and separately over the rollouts and over the updates
-(the mark is reset between phases by writing 5 to ``/proc/self/clear_refs``). The weights
-are memory-mapped, so they count once they have been read, from the first rollout on.
+over the whole process (the peak), and how far one rollout and one update lift RSS above
+where each started (the mark is reset between phases by writing 5 to
+``/proc/self/clear_refs``). The weights are memory-mapped, so they count once they have
+been read, from the first rollout on.
 Target: 8 agents within 2 GB (2048 MB).
 
     .venv/bin/python benchmarks/magrpo_memory.py [--agents 2 4 8] [--steps 2] [--micro-batch N]
@@ -42,7 +43,9 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def worker(agents: int, steps: int, tasks_per_step: int, threads: int, micro_batch: int | None):
+def worker(
+    agents: int, steps: int, tasks_per_step: int, threads: int, micro_batch: int | None
+) -> None:
     """One agent count: load, train ``steps`` steps, print one JSON line."""
     import torch
     from magrpo_step import OurTrainer
@@ -51,19 +54,24 @@ def worker(agents: int, steps: int, tasks_per_step: int, threads: int, micro_bat
     ours = OurTrainer(agents, "separate", tasks_per_step)
     if micro_batch:
         ours.trainer.micro_batch = micro_batch
-    peaks = {"rollout_mb": 0.0, "update_mb": 0.0}
-    overall = 0.0
+    peak = 0.0
+    rise = {"rollout_mb": 0.0, "update_mb": 0.0}  # how far each phase lifts RSS above its start
+
+    def phase(name: str, run):
+        nonlocal peak
+        peak = max(peak, rss_mb("VmHWM"))
+        reset_peak()
+        start = rss_mb("VmRSS")
+        out = run()
+        rise[name] = max(rise[name], rss_mb("VmHWM") - start)
+        return out
+
     for step in range(steps):
-        overall = max(overall, rss_mb("VmHWM"))
-        reset_peak()
-        episodes = ours.rollout(step)
-        peaks["rollout_mb"] = max(peaks["rollout_mb"], rss_mb("VmHWM"))
-        reset_peak()
-        ours.update(episodes)
-        peaks["update_mb"] = max(peaks["update_mb"], rss_mb("VmHWM"))
-    peak = max(overall, *peaks.values())
+        episodes = phase("rollout_mb", lambda step=step: ours.rollout(step))
+        phase("update_mb", lambda episodes=episodes: ours.update(episodes))
+    peak = max(peak, rss_mb("VmHWM"))
     result = {"micro_batch": ours.trainer.micro_batch, "peak_mb": peak, "end_mb": rss_mb("VmRSS")}
-    print(json.dumps(result | peaks))
+    print(json.dumps(result | rise))
 
 
 def main() -> None:
@@ -99,7 +107,7 @@ def main() -> None:
         title=f"MAGRPO peak memory: `separate` LoRA policies, G=4, 32 new tokens, "
         f"{args.tasks_per_step} prompts per step, {args.steps} steps, SmolLM2-135M, CPU"
     )
-    for column in ("agents", "peak RSS MB", "in rollouts", "in updates", "at the end", "target"):
+    for column in ("agents", "peak RSS MB", "rollout +MB", "update +MB", "RSS at end", "target"):
         table.add_column(column, justify="right")
     for agents, result in rows:
         target = TARGET_MB.get(agents)
@@ -112,7 +120,10 @@ def main() -> None:
             f"{result['end_mb']:.0f}",
             f"<= {target}: {verdict}" if target else "-",
         )
-    table.caption = f"trainer micro-batch: {rows[0][1]['micro_batch']} completions per backward"
+    table.caption = (
+        "rollout / update +MB: the most one rollout / one update lifted RSS above where it "
+        f"started; trainer micro-batch: {rows[0][1]['micro_batch']} completions per backward"
+    )
     console.print(table)
 
 

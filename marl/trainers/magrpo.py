@@ -178,7 +178,7 @@ def groups_from_episodes(
             }
             for r in range(rounds):
                 turns = [t for t in episode.turns if t.round == r]
-                acting = {t.agent for t in turns}
+                acting = list(dict.fromkeys(t.agent for t in turns))
                 rollout = JointRollout(
                     turns,
                     {a: rewards[a][r] for a in acting},
