@@ -12,6 +12,7 @@ goes through a backward pass on both sides. Rows:
 | ------ | ----------------------------------------- | ------------------------------------- |
 | comlrl | full weights per agent (its only setting) | `MAGRPOTrainer.train()` in a worker   |
 | ours   | `separate_full`: full weights per agent   | `run_episodes` + `MAGRPOTrainer.step` |
+| ours   | `separate_full`, `precision: bf16`        | the update under bfloat16 autocast    |
 | ours   | `separate`: a LoRA adapter per agent      | the same                              |
 
 A step is ``--tasks-per-step`` prompts (default 2: the reference's default
@@ -158,7 +159,7 @@ def make_prompt_env(ids: list[str]):
 class OurTrainer:
     """Our side for ``n`` agents: a PolicySet, a MAGRPOTrainer, and one step of training."""
 
-    def __init__(self, n: int, kind: str, tasks_per_step: int):
+    def __init__(self, n: int, kind: str, tasks_per_step: int, precision: str = "fp32"):
         from agents.backend import Sampling
         from agents.models import EMBEDDED_MODEL
         from agents.policies import PolicySet
@@ -187,7 +188,11 @@ class OurTrainer:
         for backend in self.policies.team.backends.values():
             backend.stop_ids = set()  # benchmark only: every completion runs to NEW_TOKENS
         self.config = TrainConfig(
-            policy=kind, lr=LR, group_size=GROUP, tasks_per_step=tasks_per_step
+            policy=kind,
+            lr=LR,
+            group_size=GROUP,
+            tasks_per_step=tasks_per_step,
+            precision=precision,
         )
         self.trainer = MAGRPOTrainer(self.policies, self.config)
         self.make_env = make_prompt_env(ids)
@@ -386,6 +391,9 @@ def main() -> None:
     parser.add_argument("--comlrl-python", type=Path, default=DEFAULT_COMLRL_PYTHON)
     parser.add_argument("--no-lora", action="store_true", help="skip our `separate` LoRA row")
     parser.add_argument(
+        "--no-bf16", action="store_true", help="skip our row with `train.precision: bf16`"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -409,6 +417,11 @@ def main() -> None:
     rows: dict[str, Any] = {}
     with console.status("loading our separate_full team"):
         rows["ours separate_full"] = OurTrainer(AGENTS, "separate_full", args.tasks_per_step)
+    if not args.no_bf16:
+        with console.status("loading our separate_full team with bf16 updates"):
+            rows["ours separate_full, bf16 update"] = OurTrainer(
+                AGENTS, "separate_full", args.tasks_per_step, precision="bf16"
+            )
     if not args.no_lora:
         with console.status("loading our separate LoRA team"):
             rows["ours separate (LoRA)"] = OurTrainer(AGENTS, "separate", args.tasks_per_step)

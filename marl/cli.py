@@ -1,9 +1,12 @@
 """The `marl` command line.
 
     marl simulate CONFIG [--set key.path=value ...] [--episodes N] [--out DIR]
-    marl eval CONFIG [--set key.path=value ...] [--episodes N] [--split train|test] [--out DIR]
+    marl eval CONFIG [--set key.path=value ...] [--episodes N] [--split train|test] [--ablate]
+              [--out DIR]
     marl train CONFIG [--set key.path=value ...] [--steps N] [--out DIR]
     marl train --resume RUN_DIR
+    marl transcripts RUN_DIR --episode K [--phase PHASE] [--step N] [--full]
+    marl report RUN_DIR [RUN_DIR ...] [--out PATH]
 
 A config error prints every bad field by its path and exits with status 2, no traceback.
 """
@@ -44,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="task split: test = seeds from 1,000,000 (and split: test for scenarios with a "
         "split option); default: the config's tasks, as simulate plays them",
     )
+    ev.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also play the team without each agent in turn (removed, or a no-op stand-in "
+        "where the scenario needs it) and print each agent's contribution",
+    )
     train = commands.add_parser("train", help="train the team (MAGRPO or a baseline)")
     train.add_argument("config", nargs="?", help="a run config YAML file with a train: section")
     train.add_argument(
@@ -51,7 +60,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     train.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
     _config_flags(train)
+    tr = commands.add_parser("transcripts", help="print one episode of a run folder")
+    tr.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (simulate, eval or train)")
+    tr.add_argument("--episode", type=int, required=True, metavar="K", help="0-based index")
+    tr.add_argument("--phase", help="count K within this phase (team, single:<id>, ...)")
+    tr.add_argument("--step", type=int, help="training runs: the step (default: the newest)")
+    tr.add_argument("--full", action="store_true", help="observations and messages uncut")
+    rep = commands.add_parser("report", help="write report.html for run folders, side by side")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to report on")
+    rep.add_argument(
+        "--out",
+        metavar="PATH",
+        help="write the report here only (a file, or a folder to hold report.html); "
+        "default: report.html in each run folder",
+    )
     args = parser.parse_args(argv)
+    if args.command == "transcripts":
+        return _transcripts(args)
+    if args.command == "report":
+        return _report(args.run_dirs, args.out)
     if args.command == "train" and args.resume:
         if args.config or args.set or args.steps is not None or args.out is not None:
             parser.error("--resume takes the run folder only: its config.yaml is the config")
@@ -64,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from marl.evaluate import split_seeds
 
             split_seeds(config, args.split)  # a train split reaching the test seeds
+            if args.ablate:
+                from marl.evaluate import check_ablation
+
+                check_ablation(config)
     except ConfigError as err:
         errors.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
         return 2
@@ -76,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return _train(config, None, progress=not args.no_progress)
     if args.command == "eval":
-        return _eval(config, args.split, progress=not args.no_progress)
+        return _eval(config, args.split, progress=not args.no_progress, ablate=args.ablate)
     return _simulate(config, progress=not args.no_progress)
 
 
@@ -133,17 +164,21 @@ def _simulate(config: RunConfig, progress: bool) -> int:
     return 0
 
 
-def _eval(config: RunConfig, split: str | None, progress: bool) -> int:
+def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = False) -> int:
     from marl.evaluate import evaluate
     from marl.simulate import build_team, turns_expected
 
     with console.status("loading models"):
         team = build_team(config)
-    total = turns_expected(config, 2 * len(config.team.agents))  # the team, then each alone
+    n = len(config.team.agents)
+    # the team, then each alone, then (at most) the whole team again per ablated agent
+    total = turns_expected(config, 2 * n + (n * n if ablate else 0))
     with _turns_bar("eval", total, progress) as on_turns:
-        folder, summary = evaluate(config, team, split, on_turns=on_turns)
+        folder, summary = evaluate(config, team, split, on_turns=on_turns, ablate=ablate)
     console.print(eval_table(summary))
     console.print(eval_metrics_table(summary))
+    if "contribution" in summary:
+        console.print(contribution_table(summary))
     console.print(f"run folder: [bold]{folder.path}[/]", soft_wrap=True)
     return 0
 
@@ -254,6 +289,7 @@ def eval_table(summary: dict) -> Table:
     )
     for name in ("who", "score", "consensus", "msgs/ep", "tokens/ep", "seconds"):
         table.add_column(name, justify="left" if name == "who" else "right", no_wrap=True)
+    phases = {k: v for k, v in phases.items() if not k.startswith("ablate:")}
     for name, phase in phases.items():
         who = (
             f"team of {len(phase['agents'])}" if name == "team" else f"alone: {phase['agents'][0]}"
@@ -281,8 +317,9 @@ def eval_table(summary: dict) -> Table:
 
 
 def eval_metrics_table(summary: dict) -> Table:
-    """Every numeric metric of the scenario, one row each, a column per phase."""
-    phases = summary["phases"]
+    """Every numeric metric of the scenario, one row each, a column for the team and each
+    agent alone (ablations are in the contribution table)."""
+    phases = {k: v for k, v in summary["phases"].items() if not k.startswith("ablate:")}
     shown = ("score", "episodes", "seconds")  # already in eval_table, or not a metric
     keys = [
         key
@@ -296,6 +333,82 @@ def eval_metrics_table(summary: dict) -> Table:
     for key in keys:
         table.add_row(key, *(_number(phase.get(key)) for phase in phases.values()))
     return table
+
+
+def contribution_table(summary: dict) -> Table:
+    """Leave-one-out: the team's score without each agent, and what that agent adds."""
+    team = summary["phases"]["team"]["score"]
+    table = Table(title=f"contribution: the team ({team:.1%}) without each agent")
+    for name in ("agent", "method", "score without", "marginal"):
+        table.add_column(name, justify="left" if name in ("agent", "method") else "right")
+    table.add_column("why", overflow="fold")
+    for agent, c in summary["contribution"].items():
+        table.add_row(
+            agent, c["method"], f"{c['score_without']:.1%}", f"{c['marginal']:+.1%}", c["why"]
+        )
+    table.caption = (
+        "marginal = team score - score without the agent, on the same seeds; removed: it and "
+        "its edges are dropped; noop: it stays in its role but says nothing"
+    )
+    return table
+
+
+def _transcripts(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from analysis.episode_view import EpisodeChoiceError, render_episode, select_episode
+    from analysis.rundata import RunFolderError, load_run
+
+    try:
+        run = load_run(args.run_dir)
+        record, where = select_episode(run, args.episode, args.phase, args.step)
+    except (RunFolderError, EpisodeChoiceError) as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
+    for problem in run.problems:
+        console.print(f"[yellow]note:[/] {escape(problem)}", soft_wrap=True)
+    console.print(render_episode(record, where, full=args.full))
+    return 0
+
+
+def _report(run_dirs: Sequence[str], out: str | None) -> int:
+    from rich.markup import escape
+
+    from analysis.report import KEY_COLUMNS, analyse_runs, key_row, render
+    from analysis.rundata import RunFolderError, load_run
+
+    try:
+        runs = [load_run(path) for path in run_dirs]
+    except RunFolderError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
+    with console.status("analysing runs"):
+        summaries = analyse_runs(runs)
+        page = render(summaries)
+    if out is None:
+        targets = [run.path / "report.html" for run in runs]
+    else:
+        target = Path(out)
+        targets = [target / "report.html" if target.is_dir() else target]
+    # one column per run, so that runs compare side by side in a terminal's width
+    rows = [key_row(summary) for summary in summaries]
+    table = Table(title="key results")
+    table.add_column("")
+    for row in rows:
+        table.add_column(escape(row["run"]), justify="right", overflow="fold")
+    for name in KEY_COLUMNS[1:]:
+        table.add_row(name, *(escape(row[name]) for row in rows))
+    console.print(table)
+    for summary in summaries:
+        for problem in summary.run.problems + summary.notes:
+            console.print(
+                f"[yellow]skipped:[/] {escape(summary.label)}: {escape(problem)}", soft_wrap=True
+            )
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page)
+        console.print(f"report: [bold]{escape(str(target))}[/]", soft_wrap=True)
+    return 0
 
 
 def _number(value: float | None) -> str:

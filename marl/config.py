@@ -24,6 +24,8 @@ Unknown keys and duplicate YAML keys are errors, not silently ignored.
 
 from __future__ import annotations
 
+import re
+
 import types
 import typing
 from pathlib import Path
@@ -222,6 +224,11 @@ class TrainConfig(_Strict):
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0.0)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="bf16: the update's forward and backward under bfloat16 autocast "
+        "(weights and optimiser states stay fp32); generation is unchanged",
+    )
     updates_per_batch: int = Field(
         1, ge=1, le=16, description="optimiser passes over one batch; >1 turns on ratio clipping"
     )
@@ -373,11 +380,11 @@ def _graph_rounds_problems(config: RunConfig, options: BaseModel) -> list[tuple[
 
 
 def apply_override(data: dict[str, Any], override: str, source: str = "config") -> None:
-    """Set ``a.b.0.c=value`` in a nested mapping; the value is parsed as YAML."""
+    """Set ``a.b.0.c=value`` (or ``a.b[0].c=value``) in a nested mapping; YAML value."""
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise ConfigError([("--set", f"'{override}' is not key.path=value")], source)
-    parts = key.split(".")
+    parts = re.sub(r"\[(\w*)\]", r".\1", key.strip()).split(".")
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1

@@ -21,22 +21,37 @@ referential_v0), so the seed range is the split; the summary says which applied.
 seeds are the ones `marl train` evaluates on (its training tasks use seeds below
 1,000,000), so `marl eval --split test` scores a team on the trainer's held-out tasks.
 
-Left out: evaluating trained checkpoints (this evaluates the config's models as they are).
+Contribution (``--ablate``): leave-one-out counterfactuals on the same seeds. For each agent
+i the team plays again without it (phase ``ablate:<i>``), and ``summary.json`` gains
+``contribution[i]``: ``score_without``, ``marginal`` (team score minus it), ``method`` and
+``why``. The method is `removed` when the scenario runs without i and every other agent
+keeps its role (``agent_roles()`` of the scenario): i and its graph edges are dropped.
+Otherwise it is `noop`: i stays in the team, in its role, but every turn it takes is an
+empty completion (``agents.team.MutedAgents``). A debate judge, a referential speaker, a
+coding writer, a relay agent holding numbers are such agents: without them the task or
+the others' parts would change, not just the team.
+
+Left out: evaluating trained checkpoints (this evaluates the config's models as they are),
+and Shapley values over all coalitions (2^N team runs; leave-one-out needs N).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from agents.team import Policy
+from pettingzoo import ParallelEnv
+
+from agents.team import MutedAgents, Policy
 from marl.config import ConfigError, RunConfig
 from marl.runs import RunFolder
-from marl.simulate import play, record_phase
+from marl.simulate import env_factory, play, record_phase
 
 TEST_SEED_OFFSET = 1_000_000
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
+AblationMethod = Literal["removed", "noop"]
 
 
 def gain_summary(team_score: float, singles: Mapping[str, float]) -> dict[str, Any]:
@@ -87,21 +102,87 @@ def split_config(config: RunConfig, split: Split | None) -> tuple[RunConfig, dic
     return config, {"name": split, "scenario_option": has_option, "how": how}
 
 
+@dataclass(frozen=True)
+class Ablation:
+    """How the team plays without ``agent``: who plays, and which stand-in, and why."""
+
+    agent: str
+    method: AblationMethod
+    why: str
+    agents: list[str]  # who plays: the others (removed), or the whole team (noop)
+
+    def policy(self, policy: Policy) -> Policy:
+        return MutedAgents(policy, [self.agent]) if self.method == "noop" else policy
+
+
+def check_ablation(config: RunConfig) -> None:
+    """``--ablate`` needs someone left to play: a team of two or more."""
+    if len(config.team.agents) < 2:
+        raise ConfigError(
+            [
+                (
+                    "team.agents",
+                    f"--ablate removes one agent at a time and needs a team of at least 2; "
+                    f"this team has {len(config.team.agents)}",
+                )
+            ]
+        )
+
+
+def scenario_roles(env: ParallelEnv) -> dict[str, str]:
+    """The scenario's part for each agent; a scenario that is no ``TextTeamEnv`` (a test toy)
+    declares none, so all its agents are alike."""
+    from scenarios.base import TextTeamEnv
+
+    if isinstance(env, TextTeamEnv):
+        return env.agent_roles()
+    return dict.fromkeys(env.possible_agents, "member")
+
+
+def plan_ablation(config: RunConfig, agent: str) -> Ablation:
+    """Remove ``agent`` if the scenario runs without it and the others keep their roles,
+    else stand it in by a no-op (see the module docstring)."""
+    ids = config.team.ids
+    others = [a for a in ids if a != agent]
+    full = scenario_roles(env_factory(config, ids)())
+    try:
+        without = scenario_roles(env_factory(config, others)())
+    except ValueError as err:  # the scenario refuses the team (GraphError is a ValueError)
+        return Ablation(agent, "noop", f"{config.scenario.name} cannot run without it: {err}", ids)
+    moved = [a for a in others if without[a] != full[a]]
+    if moved:
+        changes = "; ".join(f"{a} would be {without[a]!r}, not {full[a]!r}" for a in moved)
+        return Ablation(agent, "noop", f"without it the others' roles change: {changes}", ids)
+    return Ablation(
+        agent, "removed", "the others keep their roles; its graph edges are dropped", others
+    )
+
+
 def evaluate(
     config: RunConfig,
     policy: Policy,
     split: Split | None = None,
     on_turns: Callable[[int], None] | None = None,
+    ablate: bool = False,
 ) -> tuple[RunFolder, dict[str, Any]]:
-    """Play the team, then each agent alone, on the same seeds; write and return the run folder."""
+    """Play the team, then each agent alone, on the same seeds (then, with ``ablate``, the
+    team without each agent); write and return the run folder."""
     seeds = split_seeds(config, split)
+    if ablate:
+        check_ablation(config)
     config, split_info = split_config(config, split)
+    plans = [plan_ablation(config, a) for a in config.team.ids] if ablate else []
     folder = RunFolder.create(config.run.output_dir, config.name)
     folder.write_config(config.resolved())
     ids = config.team.ids
     phases = []
     for name, agent_ids in [("team", ids)] + [(f"single:{a}", [a]) for a in ids]:
         phase = play(config, policy, agent_ids, name, on_turns, seeds=seeds)
+        record_phase(folder, phase)
+        phases.append(phase)
+    for plan in plans:
+        name = f"ablate:{plan.agent}"
+        phase = play(config, plan.policy(policy), plan.agents, name, on_turns, seeds=seeds)
         record_phase(folder, phase)
         phases.append(phase)
     summary = {
@@ -114,5 +195,16 @@ def evaluate(
     }
     singles = {a: summary["phases"][f"single:{a}"]["score"] for a in ids}
     summary |= gain_summary(summary["phases"]["team"]["score"], singles)
+    if plans:
+        team = summary["phases"]["team"]["score"]
+        summary["contribution"] = {
+            plan.agent: {
+                "score_without": (without := summary["phases"][f"ablate:{plan.agent}"]["score"]),
+                "marginal": team - without,
+                "method": plan.method,
+                "why": plan.why,
+            }
+            for plan in plans
+        }
     folder.write_summary(summary)
     return folder, summary

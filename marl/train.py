@@ -201,6 +201,14 @@ class Training:
         self.step += 1
         first = [r for g in groups if g.round == 0 for r in g.rollouts]
         returns = torch.tensor([sum(r.returns.values()) / len(r.returns) for r in first])
+        first_turn: dict[str, int] = {}  # the round of each agent's first turn
+        for g in groups:
+            for agent in g.agents:
+                first_turn[agent] = min(first_turn.get(agent, g.round), g.round)
+        agent_returns = {
+            a: [r.returns[a] for g in groups if g.round == k for r in g.rollouts if a in r.returns]
+            for a, k in first_turn.items()
+        }
         ended = [r.metrics["score"] for g in groups for r in g.rollouts if r.metrics]
         tokens = sum(len(t.token_ids) for g in groups for r in g.rollouts for t in r.turns)
         record: dict[str, Any] = {
@@ -208,6 +216,8 @@ class Training:
             "tasks": sorted({g.seed for g in groups}),
             "reward_mean": float(returns.mean()),
             "reward_std": float(returns.std(unbiased=False)),
+            # each agent's mean return from its first turn: the team's under magrpo
+            **{f"reward_mean/{a}": sum(v) / len(v) for a, v in agent_returns.items()},
             "score_mean": sum(ended) / max(1, len(ended)),
             "tokens": tokens,
             "rollout_seconds": round(rollout_seconds, 3),

@@ -124,6 +124,10 @@ def test_overrides_reach_nested_fields(tmp_path: Path) -> None:
     assert config.run.episodes == 3
     assert config.team.agents[1].sampling.temperature == 0
     assert config.graph.preset == "ring"
+    bracketed = load_config(path, ["team.agents[0].sampling.temperature=0.5"])
+    assert bracketed.team.agents[0].sampling.temperature == 0.5
+    with pytest.raises(ConfigError, match=r"team\.agents\[0\]\.samplin: unknown key"):
+        load_config(path, ["team.agents[0].samplin.top_p=0.5"])
     with pytest.raises(ConfigError, match=r"is not key\.path=value"):
         load_config(path, ["run.episodes"])
     with pytest.raises(ConfigError, match="not an index"):

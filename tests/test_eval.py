@@ -13,7 +13,14 @@ from agents.team import ScriptedPolicy
 from marl.cli import main
 from marl.codec import TranscriptReader
 from marl.config import ConfigError, load_config, validate_config
-from marl.evaluate import TEST_SEED_OFFSET, evaluate, gain_summary, split_config, split_seeds
+from marl.evaluate import (
+    TEST_SEED_OFFSET,
+    evaluate,
+    gain_summary,
+    plan_ablation,
+    split_config,
+    split_seeds,
+)
 from tests.conftest import ROOT, config_on_tiny_model
 
 
@@ -124,3 +131,107 @@ def test_marl_eval_train_split_into_test_seeds_is_a_config_error(tmp_path: Path,
     assert main(["eval", str(path), "--split", "train"]) == 2
     err = capsys.readouterr().err
     assert "run.seed: the train split uses seeds below" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ contribution (--ablate)
+
+
+def test_ablation_marginal_is_positive_for_the_needed_agent_and_zero_for_the_useless(
+    tmp_path: Path,
+) -> None:
+    # two voters: a tie goes to the first in team order, so 'good' alone decides
+    config = debate_config(tmp_path, ["good", "bad"], episodes=4)
+    folder, summary = evaluate(config, ScriptedPolicy(scripted), ablate=True)
+    assert summary["phases"]["team"]["score"] == 1.0
+    contribution = summary["contribution"]
+    assert contribution["good"]["score_without"] == 0.0 and contribution["good"]["marginal"] == 1.0
+    assert contribution["bad"]["score_without"] == 1.0 and contribution["bad"]["marginal"] == 0.0
+    assert {c["method"] for c in contribution.values()} == {"removed"}
+    assert summary["phases"]["ablate:good"]["agents"] == ["bad"]
+    records = list(TranscriptReader(folder.path / "transcripts.msgpack").records())
+    ablated = [r for r in records if r["phase"] == "ablate:bad"]
+    assert [r["seed"] for r in ablated] == summary["seeds"]
+    assert all(r["agents"] == ["good"] and not r["messages"] for r in ablated)  # edges dropped
+    lines = [json.loads(x) for x in (folder.path / "metrics.jsonl").read_text().splitlines()]
+    assert sum(x["phase"] == "ablate:good" for x in lines) == 4
+    assert folder.read_summary()["contribution"] == json.loads(json.dumps(contribution))
+
+
+def test_an_agent_the_scenario_needs_is_replaced_by_a_noop(tmp_path: Path) -> None:
+    config = validate_config(
+        {
+            "name": "judged",
+            "scenario": {
+                "name": "debate_v0",
+                "options": {"rounds": 1, "task": "easy", "judge": "judge"},
+            },
+            "team": {"agents": [{"id": a} for a in ("good", "bad", "judge")]},
+            "graph": {"preset": "star", "hub": "judge"},
+            "run": {"episodes": 3, "output_dir": str(tmp_path / "runs")},
+        }
+    )
+    right = ScriptedPolicy(
+        lambda agent, obs: "Answer: -1" if agent == "bad" else scripted("good", obs)
+    )
+    folder, summary = evaluate(config, right, ablate=True)
+    judge = summary["contribution"]["judge"]
+    assert judge["method"] == "noop" and "judge 'judge' is not a team agent" in judge["why"]
+    assert summary["phases"]["team"]["score"] == 1.0  # the judge is always right
+    assert judge["score_without"] == 0.0 and judge["marginal"] == 1.0  # a silent judge: no answer
+    assert summary["phases"]["ablate:judge"]["agents"] == ["good", "bad", "judge"]
+    assert summary["contribution"]["good"]["method"] == "removed"
+    assert summary["contribution"]["good"]["marginal"] == 0.0  # the judge decides anyway
+    records = list(TranscriptReader(folder.path / "transcripts.msgpack").records())
+    muted = [t for r in records if r["phase"] == "ablate:judge" for t in r["turns"]]
+    assert {t["text"] for t in muted if t["agent"] == "judge"} == {""}
+    assert {t["text"] for t in muted if t["agent"] == "good"} != {""}
+
+
+def test_removal_that_would_change_the_others_roles_falls_back_to_a_noop(tmp_path: Path) -> None:
+    referential = validate_config(
+        {
+            "scenario": {"name": "referential_v0"},
+            "team": {"agents": [{"id": a} for a in ("alice", "bob", "carol")]},
+        }
+    )
+    speaker = plan_ablation(referential, "alice")  # bob would become the speaker
+    assert speaker.method == "noop" and "bob would be 'speaker', not 'listener'" in speaker.why
+    assert plan_ablation(referential, "carol").method == "removed"
+    relay = validate_config(
+        {"scenario": {"name": "relay_v0"}, "team": {"agents": [{"id": "a"}, {"id": "b"}]}}
+    )
+    plan = plan_ablation(relay, "b")  # b's number would be gone: another task
+    assert plan.method == "noop" and "holding numbers [0] of 1" in plan.why
+    coding = load_config(ROOT / "configs" / "coding_split.yaml")
+    assert plan_ablation(coding, "helper").method == "removed"  # main alone writes it all
+    assert "helper would be 'main', not 'helper'" in plan_ablation(coding, "main").why
+
+
+def test_ablating_a_one_agent_team_is_a_config_error(tmp_path: Path, capsys) -> None:
+    data = config_on_tiny_model(ROOT / "configs" / "debate.yaml")
+    data["team"]["agents"] = data["team"]["agents"][:1]
+    path = tmp_path / "alone.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["eval", str(path), "--ablate"]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps at the console width
+    assert "team.agents: --ablate removes one agent at a time and needs a team of at least 2" in err
+    assert "Traceback" not in err
+    with pytest.raises(ConfigError, match="at least 2"):
+        evaluate(load_config(path), ScriptedPolicy(scripted), ablate=True)
+
+
+def test_marl_eval_ablate_prints_the_contribution_table(tmp_path: Path, capsys) -> None:
+    data = config_on_tiny_model(ROOT / "configs" / "debate.yaml", output_dir=str(tmp_path / "runs"))
+    path = tmp_path / "debate.yaml"
+    path.write_text(yaml.safe_dump(data))
+    args = ["eval", str(path), "--episodes", "1", "--ablate", "--no-progress"]
+    assert main([*args, "--set", "scenario.options.rounds=1"]) == 0
+    out = capsys.readouterr().out
+    assert "contribution" in out and "removed" in out
+    assert "ablate" not in out.split("contribution")[0]  # no row or column in the other tables
+    (run,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["contribution"]) == {"alice", "bob", "carol"}
+    team = summary["phases"]["team"]["score"]
+    for agent, c in summary["contribution"].items():
+        assert c["marginal"] == pytest.approx(team - summary["phases"][f"ablate:{agent}"]["score"])

@@ -197,6 +197,30 @@ def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
                 assert torch.equal(p, frozen[name]), f"frozen base weight {name} changed"
 
 
+def test_bf16_update_matches_fp32_and_keeps_fp32_weights() -> None:
+    import tests.toy_scenario  # noqa: F401  registers toy_length_v0
+    from marl.rollout import run_episodes
+    from scenarios import make_env
+
+    stats = {}
+    for precision in ("fp32", "bf16"):
+        policies = make_policies(["a", "b"], kind="separate")
+        eps = run_episodes(
+            lambda: make_env("toy_length_v0", ["a", "b"]),
+            policies.team,
+            [s for s in (0, 1) for _ in range(4)],
+            samples=list(range(8)),
+        )
+        config = TrainConfig(group_size=4, lr=0.01, precision=precision)
+        stats[precision] = MAGRPOTrainer(policies, config).step(groups_from_episodes(eps, 1.0))
+        assert all(p.dtype == torch.float32 for p in policies.parameters("a"))
+    for policy in ("a", "b"):
+        fp32, bf16 = stats["fp32"][f"{policy}/grad_norm"], stats["bf16"][f"{policy}/grad_norm"]
+        assert fp32 > 0.0
+        assert bf16 == pytest.approx(fp32, rel=0.05)
+        assert bf16 != fp32  # bfloat16 rounding shows: autocast was on
+
+
 # ------------------------------------------------------------------ group modes
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 import tests.toy_scenario  # noqa: F401  registers toy_length_v0
@@ -70,6 +71,8 @@ def test_train_writes_metrics_checkpoints_and_transcripts(tmp_path: Path, capsys
     lines = metrics(run)
     assert [line["step"] for line in lines] == [0, 1, 2, 3, 4]  # 0: the untrained team
     assert all(line["a/grad_norm"] > 0 and line["b/grad_norm"] > 0 for line in lines[1:])
+    for line in lines[1:]:  # magrpo: every agent learns from the team's reward
+        assert line["reward_mean/a"] == line["reward_mean/b"] == pytest.approx(line["reward_mean"])
     assert {"eval/team", "eval/single/a", "eval/single/b", "eval/team_gain"} <= set(lines[0])
     assert "eval/team" in lines[2] and "eval/team" not in lines[1]
     assert [p.name for p in checkpoints(run / "checkpoints")] == ["step-000003", "step-000004"]

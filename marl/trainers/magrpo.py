@@ -198,7 +198,10 @@ class MAGRPOTrainer:
         self.config = config
         self.micro_batch = micro_batch
         self.optimizers = {
-            name: torch.optim.AdamW(policies.parameters(name), lr=config.lr, weight_decay=0.0)
+            # fused: one kernel over all of a policy's tensors instead of a loop per tensor
+            name: torch.optim.AdamW(
+                policies.parameters(name), lr=config.lr, weight_decay=0.0, fused=True
+            )
             for name in policies.policies
         }
         self.schedulers = {
@@ -237,9 +240,13 @@ class MAGRPOTrainer:
             return totals | {"lr": scheduler.get_last_lr()[0]}
         clip = c.clip_eps if c.updates_per_batch > 1 else None
         params = self.policies.parameters(policy)
+        # bf16: the forward and backward passes in bfloat16 where it is safe (matmuls), the
+        # weights, gradients and optimiser states stay fp32, as TRL's bf16=True does
+        device = params[0].device.type
+        autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=c.precision == "bf16")
         for _ in range(c.updates_per_batch):
             optimizer.zero_grad(set_to_none=True)
-            with self.policies.training(policy):
+            with self.policies.training(policy), autocast:
                 for start in range(0, len(active), self.micro_batch):
                     chunk = active[start : start + self.micro_batch]
                     prompts = [s.prompt_ids for s in chunk]
