@@ -4,12 +4,13 @@ A ``Policy`` maps a batch of ``ActRequest`` (agent id, observation text, seed) t
 ``Completion`` each. ``Team`` is the LLM policy: every agent turns its observation into
 chat messages (its system prompt, then the observation as the user turn), and all requests
 for the same base model go to that model's backend in one call, whatever agent or episode
-they came from. ``ScriptedPolicy`` answers with a plain function, for tests and baselines.
+they came from. ``ScriptedPolicy`` answers with a plain function, for tests and baselines;
+``MutedAgents`` stands some agents in for no-ops (an empty completion) around another policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,4 +82,24 @@ class ScriptedPolicy:
     def act(self, requests: Sequence[ActRequest]) -> list[Completion]:
         return [
             Completion(self.answer(r.agent_id, r.observation), [], [], [], "stop") for r in requests
+        ]
+
+
+class MutedAgents:
+    """``policy``, except that the ``muted`` agents answer with an empty completion.
+
+    The no-op stand-in of `marl eval --ablate` for an agent the scenario cannot run
+    without: it still takes its turns (and its role), but says nothing.
+    """
+
+    def __init__(self, policy: Policy, muted: Collection[str]):
+        self.policy = policy
+        self.muted = frozenset(muted)
+
+    def act(self, requests: Sequence[ActRequest]) -> list[Completion]:
+        speaking = [r for r in requests if r.agent_id not in self.muted]
+        answers = iter(self.policy.act(speaking) if speaking else [])
+        return [
+            Completion("", [], [], [], "stop") if r.agent_id in self.muted else next(answers)
+            for r in requests
         ]

@@ -25,7 +25,6 @@ Unknown keys and duplicate YAML keys are errors, not silently ignored.
 from __future__ import annotations
 
 import re
-
 import types
 import typing
 from pathlib import Path

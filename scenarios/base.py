@@ -16,7 +16,8 @@ The marl scenario contract (what ``marl.rollout`` and the trainers rely on):
 * every agent live at a step gets the same team reward;
 * at an episode's last step every agent's info holds ``episode``, a msgpack-friendly
   mapping with at least ``score`` (the team's final score) and ``score_by_round``;
-* the env also runs with one agent (a graph without edges): the single-agent baseline.
+* the env also runs with one agent (a graph without edges): the single-agent baseline;
+* ``agent_roles()`` says what part each agent plays (see there).
 
 Deliberately left out: ``reset`` and the episode's logic. Scenarios differ in what they
 deal, in who acts when (turns, a judge) and in how long a round's text is read, so each
@@ -100,6 +101,15 @@ class TextTeamEnv(ParallelEnv[str, str, str]):
         """
         self.max_rounds = max_rounds
         self.max_cycles = max_rounds
+
+    def agent_roles(self) -> dict[str, str]:
+        """What the scenario makes of each agent, from the team, graph and options alone.
+
+        Two teams whose shared agents have equal roles give those agents the same part to
+        play: `marl eval --ablate` removes an agent only when the others keep their roles.
+        Scenarios with roles (a judge, a speaker, held numbers) override this.
+        """
+        return dict.fromkeys(self.possible_agents, "member")
 
     def observation_space(self, agent: str) -> Text:
         return self.observation_spaces[agent]

@@ -324,6 +324,9 @@ class CodingEnv(TextTeamEnv):
         self._truncated = 0
         self._sandbox_runs: list[SandboxResult] = []
 
+    def agent_roles(self) -> dict[str, str]:
+        return dict(self.roles)
+
     @classmethod
     def from_options(
         cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: CodingOptions

@@ -271,6 +271,9 @@ class DebateEnv(TextTeamEnv):
                 f"(use graph {{preset: star, hub: {judge}}} or add those edges)"
             )
 
+    def agent_roles(self) -> dict[str, str]:
+        return {a: "judge" if a == self.judge else "debater" for a in self.possible_agents}
+
     @classmethod
     def from_options(
         cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: DebateProtocol

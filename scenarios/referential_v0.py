@@ -317,6 +317,11 @@ class ReferentialEnv(TextTeamEnv):
         self._team_by_round: list[bool] = []
         self._parse_failures = 0
 
+    def agent_roles(self) -> dict[str, str]:
+        if self.alone:
+            return {self.speaker: "speaker and listener"}
+        return {a: "speaker" if a == self.speaker else "listener" for a in self.possible_agents}
+
     @classmethod
     def from_options(
         cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: ReferentialOptions

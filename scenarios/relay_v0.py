@@ -252,6 +252,15 @@ class RelayEnv(TextTeamEnv):
     ) -> RelayEnv:
         return cls(agent_ids, graph, **dict(options))
 
+    def agent_roles(self) -> dict[str, str]:
+        """Which of the numbers each agent holds, and whether its answer counts."""
+        count = sum(map(len, self._slots.values()))
+        return {
+            a: f"{'reporter' if a == self.reporter else 'member'} holding numbers "
+            f"{self._slots[a]} of {count}" + ("" if a in self.counted else ", not counted")
+            for a in self.possible_agents
+        }
+
     def holdings(self, agent: str) -> list[int]:
         """The private numbers ``agent`` sees this episode."""
         return [self.numbers[k] for k in self._slots[agent]]
