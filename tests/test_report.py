@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -223,6 +224,27 @@ def test_report_of_a_killed_run_says_what_it_skipped(simulate_run: Path, tmp_pat
     assert len(finished) == 5 and len(team) == 6
     paired = [e["metrics"]["score"] for e in run.episodes[:6] if e["seed"] in finished]
     assert f">{sum(paired) / len(paired):.1%}<" in page
+
+
+def test_report_of_a_killed_training_run(train_run: Path, tmp_path: Path) -> None:
+    killed = tmp_path / "killed"
+    shutil.copytree(train_run, killed, ignore=shutil.ignore_patterns("checkpoints"))
+    last = sorted((killed / "transcripts").glob("step-*.msgpack"))[-1]
+    last.write_bytes(last.read_bytes()[:-10])
+    metrics = killed / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+    run = load_run(killed)
+    assert run.kind == "train" and len(run.metrics) == len(lines) - 1
+    assert run.problems == [
+        f"metrics.jsonl: line {len(lines)} is cut off (run killed mid-write?); skipped",
+        f"transcripts/{last.name}: file ends inside a frame (run killed mid-write?); 0 groups read",
+    ]
+    page = write_report([run], tmp_path / "r.html").read_text()
+    for problem in run.problems:
+        assert html.escape(problem) in page
+    evals = [json.loads(x) for x in lines[:-1] if "eval/team" in x]
+    assert f">{evals[-1]['eval/team']:.1%}<" in page  # the last evaluation that was read
 
 
 def test_report_of_an_eval_run_shows_each_agent_and_contributions(
