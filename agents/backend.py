@@ -27,7 +27,9 @@ class Sampling(BaseModel):
 
     temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 means greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
-    top_k: int = Field(0, ge=0, description="keep the k most likely tokens; 0 keeps all")
+    top_k: int = Field(
+        0, ge=0, le=1_000_000, description="keep the k most likely tokens; 0 keeps all"
+    )
     max_new_tokens: int = Field(128, ge=1, le=4096, description="completion length cap")
 
 

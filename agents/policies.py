@@ -51,6 +51,7 @@ class PolicySet:
             raise ValueError(f"'{kind}' policies share one base model; agents use {sorted(models)}")
         torch.manual_seed(seed)  # LoRA A matrices start random: make them reproducible
         self.policy_of = {a.id: (SHARED if kind == "shared" else a.id) for a in agents}
+        self.base_models = {a.id: a.model for a in agents}  # agent id -> model name it starts from
         self.models: dict[str, torch.nn.Module] = {}  # policy name -> the module holding it
         self.reference_models: dict[str, torch.nn.Module] = {}
         if kind == "separate_full":

@@ -109,6 +109,25 @@ class RowLimits(StoppingCriteria):
         return (input_ids.shape[1] - self.prompt_len) >= self.limits
 
 
+def chat_prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of a chat prompt with the model's template and the assistant header.
+
+    Every backend encodes prompts through this, so the same request is the same tokens.
+    """
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def stop_token_ids(model_generation_config, tokenizer) -> set[int]:
+    """The tokens that end a completion: the generation config's EOS ids and the tokenizer's."""
+    eos = model_generation_config.eos_token_id
+    stop = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    stop.add(tokenizer.eos_token_id)
+    return stop
+
+
 def load_causal_lm(model: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
     """(model, tokenizer) for a model name from a config, with the GQA-friendly attention."""
     hf_logging.disable_progress_bar()
@@ -130,9 +149,7 @@ class TransformersBackend:
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
-        eos = model.generation_config.eos_token_id
-        self.stop_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
-        self.stop_ids.add(tokenizer.eos_token_id)
+        self.stop_ids = stop_token_ids(model.generation_config, tokenizer)
         self.pad_id = tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = tokenizer.eos_token_id
@@ -145,13 +162,7 @@ class TransformersBackend:
         return cls(lm, tokenizer, max_batch_size)
 
     def encode_prompt(self, messages: list[dict[str, str]]) -> list[int]:
-        """Token ids of a chat prompt with the model's template and the assistant header."""
-        ids = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True
-        )
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        return list(ids)
+        return chat_prompt_ids(self.tokenizer, messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         self.model.eval()  # a trainer may have left it in train mode; peft mixes adapters in eval

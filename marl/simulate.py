@@ -23,16 +23,25 @@ from marl.runs import RunFolder
 
 
 def build_team(config: RunConfig) -> Team:
-    """The LLM team of a config: one transformers backend per distinct base model."""
-    from agents.transformers_backend import TransformersBackend
-
+    """The LLM team of a config: one backend (``run.backend``) per distinct base model."""
     agents = [
         LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling) for a in config.team.agents
     ]
-    backends = {
-        model: TransformersBackend.load(model, max_batch_size=config.run.batch_size)
-        for model in dict.fromkeys(a.model for a in agents)
-    }
+    models = dict.fromkeys(a.model for a in agents)
+    if config.run.backend == "vllm":
+        from agents.vllm_backend import VLLMBackend
+
+        backends = {
+            model: VLLMBackend(model, max_batch_size=config.run.batch_size, seed=config.run.seed)
+            for model in models
+        }
+    else:
+        from agents.transformers_backend import TransformersBackend
+
+        backends = {
+            model: TransformersBackend.load(model, max_batch_size=config.run.batch_size)
+            for model in models
+        }
     return Team(agents, backends)
 
 

@@ -8,6 +8,13 @@ single-agent version of the task, play the held-out tasks. Every ``save_every`` 
 checkpoint is written; ``--resume`` continues from the newest one that verifies, dropping
 metrics lines and transcripts written after it, so no line is lost or doubled.
 
+Stopping: ``run(stop=...)`` asks ``stop()`` before every step and, when told to, writes a
+checkpoint of the last finished step and returns, so a resumed run continues exactly
+(``StopOnSignal`` answers it from SIGINT and SIGTERM). A step is never cut half way by a
+polite stop: metrics lines, transcripts and checkpoints of finished steps are on disk. A
+write that fails (a full disk) raises ``WriteError`` and leaves every earlier checkpoint
+as it was; ``checkpoint_step`` then says where a resume would start.
+
 Held-out tasks are ``marl eval --split test``'s (``marl.evaluate``): seeds from 1,000,000
 up, training seeds stay below; a scenario with a ``split`` option also gets
 ``split: train`` / ``split: test``.
@@ -16,6 +23,8 @@ up, training seeds stay below; a scenario with a ``split`` option also gets
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -26,12 +35,12 @@ import torch
 
 from agents.policies import PolicySet
 from agents.team import LLMAgent, Policy
-from marl.checkpoint import Checkpoint, checkpoints, load_latest, save_checkpoint
+from marl.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
 from marl.codec import TranscriptWriter
 from marl.config import RunConfig, TrainConfig
 from marl.evaluate import TEST_SEED_OFFSET, gain_summary, split_config, split_seeds
 from marl.rollout import Group, run_cross, run_episodes, run_tree
-from marl.runs import RunFolder
+from marl.runs import RunFolder, WriteError, write_atomic, writing
 from marl.simulate import env_factory, play
 from marl.trainers.magrpo import MAGRPOTrainer, groups_from_episodes
 
@@ -55,6 +64,40 @@ def training_agents(config: RunConfig) -> list[str]:
     """Who trains: the team, or for `grpo` the first agent alone (the single-agent task)."""
     ids = config.team.ids
     return ids[:1] if config.train.algorithm == "grpo" else ids
+
+
+class StopOnSignal:
+    """``with StopOnSignal() as stop:``: the first SIGINT or SIGTERM sets ``stop.signum``
+    (pass ``stop.requested`` to ``Training.run``, which finishes its step, checkpoints and
+    returns); a second one raises ``KeyboardInterrupt`` at once, which is safe too: files are
+    appended whole or renamed into place. The previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, on_first: Callable[[int], None] | None = None):
+        self.on_first = on_first
+        self.signum: int | None = None  # the last signal received
+        self._previous: dict[int, Any] = {}
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self) -> StopOnSignal:
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        first = self.signum is None
+        self.signum = signum
+        if not first:
+            raise KeyboardInterrupt
+        if self.on_first:
+            self.on_first(signum)
 
 
 class Training:
@@ -90,6 +133,7 @@ class Training:
         self.make_train_env = env_factory(split_config(config, "train")[0], self.agent_ids)
         self.eval_config = eval_config(config)
         self.step = 0
+        self.checkpoint_step: int | None = None  # the newest checkpoint on disk that verifies
 
     # ---------------------------------------------------------------- state
 
@@ -106,16 +150,33 @@ class Training:
             },
             state={"algorithm": self.tc.algorithm, "policy": self.tc.policy},
         )
-        return save_checkpoint(
-            self.folder.path / "checkpoints", checkpoint, self.tc.keep_checkpoints
-        )
+        folder = self.folder.path / "checkpoints"
+        with writing(folder):
+            path = save_checkpoint(folder, checkpoint, self.tc.keep_checkpoints)
+        self.checkpoint_step = self.step
+        return path
 
     def resume(self) -> list[str]:
-        """Load the newest good checkpoint and cut later metrics and transcripts; say what."""
-        checkpoint, skipped = load_latest(self.folder.path / "checkpoints")
-        notes = [f"skipped checkpoint {s}" for s in skipped]
+        """Load the newest good checkpoint and cut later metrics and transcripts; say what.
+
+        Checkpoints that fail to verify are renamed ``corrupt-step-NNNNNN`` (kept for a look,
+        out of the way of ``keep_checkpoints``); temporary folders of a killed save go."""
+        folder = self.folder.path / "checkpoints"
+        notes = []
+        for leftover in leftovers(folder):
+            shutil.rmtree(leftover)
+            notes.append(f"removed {leftover.name}, a checkpoint whose writing was cut off")
+        checkpoint, skipped = load_latest(folder)
+        for name, why in skipped:
+            aside = folder / f"corrupt-{name}"
+            for k in range(1, 1000):
+                if not aside.exists():
+                    break
+                aside = folder / f"corrupt-{name}-{k}"
+            (folder / name).rename(aside)
+            notes.append(f"skipped checkpoint {name}: {why}; moved it to {aside}")
         if checkpoint is None:
-            if checkpoints(self.folder.path / "checkpoints"):
+            if skipped:
                 notes.append("no checkpoint verified: starting again from step 0")
             self.step = 0
         else:
@@ -123,7 +184,7 @@ class Training:
             for name, states in checkpoint.optimizers.items():
                 self.trainer.optimizers[name].load_state_dict(states["optimizer"])
                 self.trainer.schedulers[name].load_state_dict(states["scheduler"])
-            self.step = checkpoint.step
+            self.step = self.checkpoint_step = checkpoint.step
             notes.append(f"resumed from checkpoint step {self.step}")
         # from scratch, nothing written so far counts (not even the step-0 evaluation)
         self._truncate_after(self.step if checkpoint is not None else -1)
@@ -139,21 +200,29 @@ class Training:
                         kept.append(line)
                 except (ValueError, KeyError):
                     break  # a line cut by the kill: everything after it is redone
-            metrics.write_text("".join(k + "\n" for k in kept))
+            write_atomic(metrics, "".join(k + "\n" for k in kept))
         for path in (self.folder.path / "transcripts").glob("step-*.msgpack"):
             if int(path.stem.removeprefix("step-")) > step:
                 path.unlink()
 
     # ---------------------------------------------------------------- loop
 
-    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        """Train to ``train.steps``, or until ``stop()`` says so before a step; a stopped run
+        checkpoints its last finished step (none before the first: a resume restarts)."""
         last: dict[str, Any] = {}
-        if self.step == 0 and self.tc.eval_every:  # the untrained team: the curve's first point
+        if self.step == 0 and self.tc.eval_every and not stop():  # the curve's first point
             self.folder.log_metrics({"step": 0, **self.evaluate()})
-        while self.step < self.tc.steps:
+        while self.step < self.tc.steps and not stop():
             last = self.train_step()
             if on_step:
                 on_step(last)
+        if 0 < self.step < self.tc.steps and self.checkpoint_step != self.step:
+            self.save()
         return last
 
     def rollout_groups(self) -> list[Group]:
@@ -255,32 +324,37 @@ class Training:
     def _write_transcripts(self, groups: Sequence[Group]) -> None:
         """One frame per group: its sibling rollouts' turns, rewards and returns."""
         folder = self.folder.path / "transcripts"
-        folder.mkdir(exist_ok=True)
         path = folder / f"step-{self.step:06d}.msgpack"
-        path.unlink(missing_ok=True)
-        with TranscriptWriter(path) as writer:
-            for group in groups:
-                writer.write(
-                    {
-                        "step": self.step,
-                        "seed": group.seed,
-                        "round": group.round,
-                        "rollouts": [
+        try:
+            with writing(path):
+                folder.mkdir(exist_ok=True)
+                path.unlink(missing_ok=True)
+                with TranscriptWriter(path) as writer:
+                    for group in groups:
+                        writer.write(
                             {
-                                "turns": [asdict(t) for t in r.turns],
-                                "rewards": r.rewards,
-                                "returns": r.returns,
-                                "metrics": r.metrics,
+                                "step": self.step,
+                                "seed": group.seed,
+                                "round": group.round,
+                                "rollouts": [
+                                    {
+                                        "turns": [asdict(t) for t in r.turns],
+                                        "rewards": r.rewards,
+                                        "returns": r.returns,
+                                        "metrics": r.metrics,
+                                    }
+                                    for r in group.rollouts
+                                ],
                             }
-                            for r in group.rollouts
-                        ],
-                    }
-                )
+                        )
+        except WriteError:
+            path.unlink(missing_ok=True)  # no half file: a resume writes this step again
+            raise
 
 
-def start_training(config: RunConfig) -> Training:
-    """A new run folder with the resolved config, ready to ``run()``."""
-    folder = RunFolder.create(config.run.output_dir, config.name)
+def start_training(config: RunConfig, folder: RunFolder | None = None) -> Training:
+    """A run with the resolved config in ``folder`` (default: a new one), ready to ``run()``."""
+    folder = folder or RunFolder.create(config.run.output_dir, config.name)
     folder.write_config(config.resolved())
     return Training(config, folder)
 

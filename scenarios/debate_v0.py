@@ -159,6 +159,7 @@ class DebateProtocol(BaseModel):
     max_neighbours_shown: int | None = Field(
         None,
         ge=1,
+        le=64,  # a team has at most 64 agents
         description="Show a debater at most this many of the answers it received each round "
         "(a random subset); null shows all. The judge always sees every debater.",
     )

@@ -26,7 +26,9 @@ crashes and limit hits come back as a status with ``passed = 0`` and a short ``d
   ``RLIMIT_AS`` (``memory_mb``), ``RLIMIT_CPU`` (``ceil(timeout_s) + 1`` seconds),
   ``RLIMIT_FSIZE`` (``file_size_mb``: also caps the captured output), ``RLIMIT_NOFILE``
   (``open_files``), ``RLIMIT_NPROC`` (``processes``), ``RLIMIT_CORE = 0``. The wall clock
-  (``timeout_s``) is enforced by the caller, which kills the whole process group.
+  (``timeout_s``) is enforced by the caller, which kills the whole process group, and by
+  the runner's own ``ITIMER_REAL`` (SIGALRM ends it), so a program stops on time even
+  when a crowd of runs leaves the caller little CPU to kill it with.
 * **User.** Linux does not enforce ``RLIMIT_NPROC`` for root, so when the caller is root
   the runner drops to an unprivileged uid/gid of its own, leased for the run from
   ``SANDBOX_UIDS`` (a lock file per uid in ``<temp>/marl-uid-locks/`` keeps concurrent
@@ -208,7 +210,7 @@ class SandboxResult:
 # open the result file and the stdlib folders, set limits, drop to the run's uid, install
 # the guard, run the program and the tests, write the result, ``os._exit``.
 RUNNER = r'''
-import builtins, errno, json, os, posix, resource, shutil, sys
+import builtins, errno, json, os, posix, resource, shutil, signal, sys
 
 def describe(error):
     text = type(error).__name__
@@ -332,6 +334,9 @@ def main():
     uid = job["uid"]
     if uid is not None:
         keep_stdlib_importable()
+    # the wall clock, kept by the kernel: SIGALRM ends the runner on time even when a crowd
+    # of runs starves the caller of the CPU it needs to kill it
+    signal.setitimer(signal.ITIMER_REAL, job["limits"]["wall_s"])
     set_limits(job["limits"])
     if uid is not None:
         os.setgroups([])
@@ -593,6 +598,7 @@ class Sandbox:
             "entry_point": suite.entry_point,
             "uid": uid,
             "limits": {
+                "wall_s": limits.timeout_s,
                 "cpu_s": math.ceil(limits.timeout_s) + 1,
                 "memory_mb": limits.memory_mb,
                 "file_size_mb": limits.file_size_mb,
@@ -634,6 +640,8 @@ class Sandbox:
         if parsed is not None:
             return (*parsed, output_head)
         code = process.returncode
+        if code < 0 and -code == signal.SIGALRM:
+            return "timeout", [], f"wall clock limit of {limits.timeout_s:g}s", output_head
         if code < 0 and -code == signal.SIGXCPU:
             return "timeout", [], "CPU time limit", output_head
         if code < 0 and -code == signal.SIGXFSZ:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -27,3 +29,11 @@ def config_on_tiny_model(path: Path, **run: object) -> dict:
         agent.setdefault("sampling", {})["max_new_tokens"] = 8
     data.setdefault("run", {}).update(run)
     return data
+
+
+# Hypothesis: no per-example deadline (on a shared 2-core machine timings swing 10x; a hang
+# is pytest-timeout's to catch), and a reproduction blob in every failure report.
+# HYPOTHESIS_PROFILE=thorough runs 20 times the examples, for a longer fuzzing session.
+settings.register_profile("marl", deadline=None, print_blob=True)
+settings.register_profile("thorough", parent=settings.get_profile("marl"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "marl"))

@@ -16,6 +16,7 @@ from marl.trainers.magrpo import (
     group_advantages,
     group_samples,
     groups_from_episodes,
+    logprob_gap,
     policy_loss,
 )
 
@@ -99,6 +100,17 @@ def episode(seed, sample, agent_turns, rewards) -> Episode:
         for agent, prompt, tokens, lp, info in agent_turns
     ]
     return Episode(0, seed, sample, "toy", [t.agent for t in turns], turns, list(rewards))
+
+
+def test_logprob_gap_counts_only_completion_tokens() -> None:
+    # two completions right aligned in 3 columns: lengths 3 and 1
+    mask = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    recomputed = torch.tensor([[-1.0, -2.0, -0.5], [0.0, 0.0, -3.0]])
+    sampled = torch.tensor([[-1.1, -2.0, -0.3], [-99.0, -99.0, -3.4]])  # padding is ignored
+    gap = logprob_gap(sampled, recomputed, mask)
+    assert gap["logprob_gap_max"] == pytest.approx(0.4)
+    assert gap["logprob_gap_mean"] == pytest.approx((0.1 + 0.0 + 0.2 + 0.4) / 4)
+    assert logprob_gap(sampled, recomputed, torch.zeros_like(mask))["logprob_gap_max"] == 0.0
 
 
 def test_team_reward_is_shared_and_igrpo_uses_individual_rewards() -> None:
@@ -187,6 +199,8 @@ def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
     for policy in policies.policies:
         assert torch.isfinite(torch.tensor(stats[f"{policy}/loss"]))
         assert stats[f"{policy}/grad_norm"] > 0
+        # the transformers backend samples with the trainer's own model: rounding only
+        assert stats[f"{policy}/logprob_gap_max"] < 1e-3
         changed = [
             k for k in after if k.startswith(policy + "/") and not torch.equal(after[k], before[k])
         ]

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -348,3 +349,101 @@ def test_result_dict_is_small_and_complete(sandbox):
     result = sandbox.run("print('hello')\n" + RIGHT, SUITE)
     assert result.output == "hello\n"
     assert set(result.to_dict()) == {"status", "passed", "total", "fraction", "detail", "seconds"}
+
+
+# ---------------------------------------------------------------- under load
+
+HOSTILE = {
+    "loop": ("def inc(x):\n    while True:\n        pass\n", {"timeout"}),
+    # past the guard (ctypes): every process forks until RLIMIT_NPROC says no, then spins
+    "fork bomb": (CTYPES + "while True:\n    libc.fork()\n", {"timeout"}),
+    "memory": ("hog = []\nwhile True:\n    hog.append(b'x' * 10 ** 6)\n", {"memory", "timeout"}),
+    "100 MB to stdout": (
+        "import sys\nchunk = 'x' * 10 ** 6\nfor _ in range(100):\n    sys.stdout.write(chunk)\n",
+        {"output_limit", "timeout"},
+    ),
+    "sleep": ("import time\ntime.sleep(600)\n" + RIGHT, {"timeout"}),
+}
+
+
+def rss_kib(pid: int | str = "self") -> int:
+    """Resident memory of a process in KiB; 0 if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line holds ``text`` (a run's runner names its folder;
+    what it forks keeps that command line)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = Path(entry.path, "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_200_hostile_programs_at_once_are_contained_and_leave_nothing(parent):
+    """Loops, fork bombs, memory hogs, 100 MB floods and sleepers, 40 of each, all at once
+    on whatever cores there are: each stops at its limit and scores 0, no process outlives
+    its wall clock by much, the caller's memory does not grow with their output, and
+    nothing is left behind."""
+    limits = SandboxLimits(timeout_s=5, memory_mb=64, file_size_mb=4)
+    kinds = list(HOSTILE) * 40
+    jobs = [(HOSTILE[kind][0], SUITE) for kind in kinds]
+    shared = ("/tmp", "/var/tmp", "/dev/shm")
+    before = {entry.name for folder in shared for entry in os.scandir(folder)}
+    baseline = rss_kib()
+    peaks = {"caller": baseline, "sandboxes": 0}
+    lifetimes: dict[int, tuple[float, float]] = {}  # pid: (first seen, last seen)
+    done = threading.Event()
+
+    def watch() -> None:  # the caller's memory; every sandboxed process's memory and life
+        while not done.wait(0.1):
+            now = time.perf_counter()
+            pids = processes_mentioning(str(parent))
+            for pid in pids:
+                lifetimes[pid] = (lifetimes.get(pid, (now, now))[0], now)
+            peaks["caller"] = max(peaks["caller"], rss_kib())
+            peaks["sandboxes"] = max(peaks["sandboxes"], sum(rss_kib(pid) for pid in pids))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    start = time.perf_counter()
+    try:
+        results = Sandbox(limits, parent=parent).run_many(jobs, workers=len(jobs))
+    finally:
+        done.set()
+        watcher.join()
+    seconds = time.perf_counter() - start
+
+    for kind, result in zip(kinds, results, strict=True):
+        assert result.passed == 0 and result.fraction == 0.0, (kind, result)
+        assert result.status in HOSTILE[kind][1], (kind, result)
+        assert result.detail, (kind, result)
+        assert len(result.output) <= limits.output_bytes
+        # the caller's own clock of a run: its start, the wall limit, cleanup; generous,
+        # as 200 runs share a few busy cores with the caller
+        assert result.seconds < limits.timeout_s + 30, (kind, result.seconds)
+    assert seconds < limits.timeout_s + 60
+    # the programs themselves end at the wall clock (the runner's kernel alarm, then the
+    # caller's kill of the process group and, as root, of the run's uid)
+    assert len(lifetimes) >= 3 * 40  # at least the runs that last: loops, bombs, sleepers
+    assert max(last - first for first, last in lifetimes.values()) < limits.timeout_s + 10
+    assert processes_mentioning(str(parent)) == []
+    if AS_ROOT:
+        assert live_sandbox_processes() == []
+    assert list(parent.iterdir()) == []
+    after = {entry.name for folder in shared for entry in os.scandir(folder)}
+    assert [name for name in after - before if name.startswith("marl-sandbox-")] == []
+    # floods reach the output files (4 MB each, 160 MB in all), never the caller's memory
+    assert peaks["caller"] - baseline < 64 * 1024, peaks
+    assert peaks["sandboxes"] <= len(jobs) * limits.memory_mb * 1024, peaks

@@ -19,7 +19,9 @@ those it took part in. Multi-turn, `episodes` mode makes G whole episodes a grou
 round (cost linear in rounds; siblings at round t > 0 share the task, not their history),
 `tree` mode branches G ways from every history as the reference does (cost G^T; siblings
 share their history, so the baseline is per node). Log-probabilities for the update come
-from a fresh forward pass; those recorded at sampling time are the PPO ratio's "old" policy.
+from a fresh forward pass; those recorded at sampling time are the PPO ratio's "old" policy,
+and their distance to the fresh pass is logged (``logprob_gap_*``: rounding with the
+transformers backend, the sampler/trainer mismatch with vLLM).
 """
 
 from __future__ import annotations
@@ -100,6 +102,25 @@ def policy_loss(
         ),
     }
     return loss, stats
+
+
+def logprob_gap(
+    sampled: torch.Tensor,  # (B, T) recorded by the backend at sampling time
+    recomputed: torch.Tensor,  # (B, T) the trainer's forward pass, same weights
+    mask: torch.Tensor,  # (B, T) 1 on completion tokens
+) -> dict[str, float]:
+    """How far the sampler's token logprobs sit from the trainer's for the same tokens.
+
+    Zero up to rounding when the backend runs the trainer's own model; with vLLM (its own
+    kernels, maybe bf16) this is the sampler/trainer mismatch, logged every step.
+    """
+    diff = (sampled.detach() - recomputed.detach()).float()[mask.bool()]  # (tokens,)
+    if diff.numel() == 0:
+        return {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
+    return {
+        "logprob_gap_mean": float(diff.abs().mean()),
+        "logprob_gap_max": float(diff.abs().max()),
+    }
 
 
 # ------------------------------------------------------------------ plumbing
@@ -233,18 +254,20 @@ class MAGRPOTrainer:
         optimizer, scheduler = self.optimizers[policy], self.schedulers[policy]
         c = self.config
         totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "grad_norm": 0.0}
+        totals |= {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
         active = [s for s in samples if s.advantage != 0.0 or c.kl_coef > 0]
         if not active:  # every group flat: nothing to learn this step, keep the schedule going
             optimizer.step()  # no gradients: a no-op that keeps the scheduler's order check happy
             scheduler.step()
             return totals | {"lr": scheduler.get_last_lr()[0]}
         clip = c.clip_eps if c.updates_per_batch > 1 else None
+        active_tokens = sum(len(s.token_ids) for s in active)
         params = self.policies.parameters(policy)
         # bf16: the forward and backward passes in bfloat16 where it is safe (matmuls), the
         # weights, gradients and optimiser states stay fp32, as TRL's bf16=True does
         device = params[0].device.type
         autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=c.precision == "bf16")
-        for _ in range(c.updates_per_batch):
+        for update in range(c.updates_per_batch):
             optimizer.zero_grad(set_to_none=True)
             with self.policies.training(policy), autocast:
                 for start in range(0, len(active), self.micro_batch):
@@ -255,6 +278,13 @@ class MAGRPOTrainer:
                     old = torch.zeros_like(logprobs)
                     for row, s in enumerate(chunk):  # recorded logprobs, right aligned like mask
                         old[row, old.shape[1] - len(s.logprobs) :] = torch.tensor(s.logprobs)
+                    if update == 0:  # before any step: the weights that sampled these tokens
+                        gap = logprob_gap(old, logprobs, mask)
+                        share = float(mask.sum()) / active_tokens  # a mean over all tokens
+                        totals["logprob_gap_mean"] += gap["logprob_gap_mean"] * share
+                        totals["logprob_gap_max"] = max(
+                            totals["logprob_gap_max"], gap["logprob_gap_max"]
+                        )
                     ref = None
                     if c.kl_coef > 0:
                         ref, _ = self.policies.sequence_logprobs(
