@@ -42,6 +42,7 @@ class RowSampler(LogitsProcessor):
             gen = torch.Generator(device=device)
             gen.manual_seed(seed % (2**63))
             self.generators.append(gen)
+        self.logprobs: list[torch.Tensor] = []  # per step, (batch,): raw logprob of the choice
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         # one uniform draw per row from that row's own generator: the only per-row work
@@ -49,6 +50,11 @@ class RowSampler(LogitsProcessor):
             [torch.rand(1, generator=g, device=scores.device) for g in self.generators]
         )
         chosen = sample_tokens(scores, self.temperature, self.top_p, self.top_k, uniform)
+        # the chosen token's log-probability under the raw logits, kept instead of the whole
+        # (batch, vocab) row per step that output_logits would hold (1.2 GB for the demo)
+        self.logprobs.append(
+            scores.gather(1, chosen[:, None]).squeeze(1) - scores.float().logsumexp(-1)
+        )
         forced = torch.full_like(scores, float("-inf"))
         return forced.scatter_(1, chosen[:, None], 0.0)
 
@@ -195,30 +201,21 @@ class TransformersBackend:
             max_new_tokens=max(limits),
             eos_token_id=sorted(self.stop_ids),
             pad_token_id=self.pad_id,
-            output_logits=True,
             return_dict_in_generate=True,
+        )
+        sampler = RowSampler(
+            [r.sampling for r in requests], [r.seed for r in requests], self.device
         )
         out = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention.to(self.device),
             generation_config=config,
-            logits_processor=LogitsProcessorList(
-                [
-                    RowSampler(
-                        [r.sampling for r in requests], [r.seed for r in requests], self.device
-                    )
-                ]
-            ),
+            logits_processor=LogitsProcessorList([sampler]),
             stopping_criteria=StoppingCriteriaList([RowLimits(width, limits, self.device)]),
             **adapters,
         )
         new_tokens = out.sequences[:, width:].cpu()  # (batch, steps)
-        # raw logits of every step -> log-probabilities of the tokens actually chosen
-        logits = torch.stack(out.logits, dim=1).float()  # (batch, steps, vocab)
-        logprobs = torch.log_softmax(logits, dim=-1).gather(
-            -1, new_tokens[:, :, None].to(logits.device)
-        )
-        logprobs = logprobs.squeeze(-1).cpu()  # (batch, steps)
+        logprobs = torch.stack(sampler.logprobs, dim=1).float().cpu()  # (batch, steps)
         completions = []
         for row, prompt in enumerate(prompts):
             tokens = new_tokens[row, : limits[row]].tolist()
