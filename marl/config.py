@@ -246,6 +246,14 @@ class TrainConfig(_Strict):
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0, le=1_000_000)
     max_grad_norm: float = Field(1.0, gt=0.0)
+    micro_batch: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        description="completions per forward/backward pass; gradients add up over the "
+        "group, so only memory and speed change (8 LoRA agents on SmolLM2: peak 3.0 GB "
+        "at 8, 2.1 GB at 4, 1.6 GB at 2)",
+    )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
         description="bf16: the update's forward and backward under bfloat16 autocast "
@@ -362,7 +370,7 @@ def validate_config(
         problems.append(
             (
                 "run.backend",
-                f"'vllm' is not installed here; {VLLM_INSTALL_HINT}, or use transformers",
+                f"'vllm' is not installed here ({VLLM_INSTALL_HINT}); or use transformers",
             )
         )
     try:

@@ -214,10 +214,10 @@ def groups_from_episodes(
 class MAGRPOTrainer:
     """One optimiser per policy; ``step(episodes)`` makes one update from one step's groups."""
 
-    def __init__(self, policies: PolicySet, config: TrainConfig, micro_batch: int = 8):
+    def __init__(self, policies: PolicySet, config: TrainConfig, micro_batch: int | None = None):
         self.policies = policies
         self.config = config
-        self.micro_batch = micro_batch
+        self.micro_batch = micro_batch or config.micro_batch
         self.optimizers = {
             # fused: one kernel over all of a policy's tensors instead of a loop per tensor
             name: torch.optim.AdamW(
@@ -254,12 +254,13 @@ class MAGRPOTrainer:
         optimizer, scheduler = self.optimizers[policy], self.schedulers[policy]
         c = self.config
         totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "grad_norm": 0.0}
-        totals |= {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
         active = [s for s in samples if s.advantage != 0.0 or c.kl_coef > 0]
         if not active:  # every group flat: nothing to learn this step, keep the schedule going
             optimizer.step()  # no gradients: a no-op that keeps the scheduler's order check happy
             scheduler.step()
             return totals | {"lr": scheduler.get_last_lr()[0]}
+        # measured on the samples that take part in the update (no extra forward pass)
+        totals |= {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
         clip = c.clip_eps if c.updates_per_batch > 1 else None
         active_tokens = sum(len(s.token_ids) for s in active)
         params = self.policies.parameters(policy)
