@@ -32,6 +32,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,8 @@ class VLLMBackend:
         seed: int = 0,
         **engine_options: Any,
     ):
+        # vLLM logs every engine step at INFO, over the CLI's progress bar; its own env wins
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         vllm = import_vllm()
         from transformers import AutoTokenizer
         from vllm.platforms import current_platform
@@ -134,6 +137,8 @@ class VLLMBackend:
         self.adapters: dict[str, Any] = {}  # adapter name -> its newest LoRARequest
         self._ids = itertools.count(1)  # LoRA ids and weight versions, never reused
         self._folder = Path(tempfile.mkdtemp(prefix="marl-vllm-"))
+        # synced weights go with the backend, also when nobody calls close()
+        weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         self._weights: Path | None = None  # the folder of the last full-weight sync
 
     # ---------------------------------------------------------------- generation
@@ -229,9 +234,8 @@ class VLLMBackend:
         self._weights = folder
 
     def close(self) -> None:
-        """Stop the engine's processes and remove the synced weights."""
+        """Stop the engine's processes."""
         self.llm.llm_engine.engine_core.shutdown()
-        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _generation_config(path: str):
