@@ -57,7 +57,7 @@ def test_on_policy_gradient_is_minus_advantage_times_logprob_gradient() -> None:
     assert torch.allclose(grad, expected)
     assert stats["kl"] == 0.0
     token_loss, _ = policy_loss(per_token, per_token.detach(), adv, mask, loss_norm="token")
-    assert float(token_loss) == pytest.approx(float(loss) / 2)
+    assert token_loss.item() == pytest.approx(loss.item() / 2)
 
 
 def test_clipping_stops_the_gradient_past_the_trust_region() -> None:
