@@ -51,9 +51,7 @@ def worker(
     from magrpo_step import OurTrainer
 
     torch.set_num_threads(threads)
-    ours = OurTrainer(agents, "separate", tasks_per_step)
-    if micro_batch:
-        ours.trainer.micro_batch = micro_batch
+    ours = OurTrainer(agents, "separate", tasks_per_step, micro_batch=micro_batch)
     peak = 0.0
     rise = {"rollout_mb": 0.0, "update_mb": 0.0}  # how far each phase lifts RSS above its start
 
@@ -70,7 +68,7 @@ def worker(
         episodes = phase("rollout_mb", lambda step=step: ours.rollout(step))
         phase("update_mb", lambda episodes=episodes: ours.update(episodes))
     peak = max(peak, rss_mb("VmHWM"))
-    result = {"micro_batch": ours.trainer.micro_batch, "peak_mb": peak, "end_mb": rss_mb("VmRSS")}
+    result = {"micro_batch": ours.config.micro_batch, "peak_mb": peak, "end_mb": rss_mb("VmRSS")}
     print(json.dumps(result | rise))
 
 

@@ -159,7 +159,14 @@ def make_prompt_env(ids: list[str]):
 class OurTrainer:
     """Our side for ``n`` agents: a PolicySet, a MAGRPOTrainer, and one step of training."""
 
-    def __init__(self, n: int, kind: str, tasks_per_step: int, precision: str = "fp32"):
+    def __init__(
+        self,
+        n: int,
+        kind: str,
+        tasks_per_step: int,
+        precision: str = "fp32",
+        micro_batch: int | None = None,
+    ):
         from agents.backend import Sampling
         from agents.models import EMBEDDED_MODEL
         from agents.policies import PolicySet
@@ -193,6 +200,7 @@ class OurTrainer:
             group_size=GROUP,
             tasks_per_step=tasks_per_step,
             precision=precision,
+            **({"micro_batch": micro_batch} if micro_batch else {}),
         )
         self.trainer = MAGRPOTrainer(self.policies, self.config)
         self.make_env = make_prompt_env(ids)

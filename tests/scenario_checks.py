@@ -16,6 +16,18 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 Policy = Callable[[str, str], str]  # (agent, observation) -> completion
 
 
+def junk_outputs(answer: str) -> list[str]:
+    """Model output of every bad shape, two of them ending in a valid ``answer`` line."""
+    return [
+        "",
+        "日本語の答え: ١٢ 🤖" * 200,
+        bytes(range(256)).decode("latin-1") * 50,
+        f"{answer} " + "\x00\x1b[31m" * 1000,
+        "7" * 100_000,
+        "x" * 100_000 + answer,
+    ]
+
+
 def check_pettingzoo_conformance(make: Callable[[], ParallelEnv]) -> None:
     """PettingZoo's parallel API test and seed test on envs from ``make``."""
     parallel_api_test(make(), num_cycles=10)

@@ -13,6 +13,7 @@ from tests.scenario_checks import (
     check_registered_with_pettingzoo,
     check_reset_continues_the_seeded_stream,
     check_same_seed_replays,
+    junk_outputs,
 )
 
 TEAM = ("agent_0", "agent_1", "agent_2")
@@ -115,14 +116,7 @@ def test_messages_carry_the_end_of_long_completions():
     assert len(received) == 50
 
 
-JUNK = [
-    "",
-    "日本語の答え: ١٢ 🤖" * 200,
-    bytes(range(256)).decode("latin-1") * 50,
-    "Answer: 14 " + "\x00\x1b[31m" * 1000,
-    "7" * 100_000,
-    "x" * 100_000 + "Answer: 14",
-]
+JUNK = junk_outputs("Answer: 14")
 
 
 @pytest.mark.parametrize("agents", [("solo",), TEAM])

@@ -25,6 +25,7 @@ from tests.scenario_checks import (
     check_pettingzoo_conformance,
     check_reset_continues_the_seeded_stream,
     check_same_seed_replays,
+    junk_outputs,
     play,
 )
 
@@ -157,14 +158,7 @@ def test_a_lone_agent_describes_then_picks_beside_its_own_description():
     assert infos["solo"]["episode"]["messages"] == 0
 
 
-JUNK = [
-    "",
-    "日本語の答え: ١٢ 🤖" * 200,
-    bytes(range(256)).decode("latin-1") * 50,
-    "Answer: 2 " + "\x00\x1b[31m" * 1000,
-    "7" * 100_000,
-    "x" * 100_000 + "Answer: 2",
-]
+JUNK = junk_outputs("Answer: 2")
 
 
 @pytest.mark.parametrize("agents", [("solo",), TEAM])

@@ -16,6 +16,7 @@ from tests.scenario_checks import (
     check_pettingzoo_conformance,
     check_reset_continues_the_seeded_stream,
     check_same_seed_replays,
+    junk_outputs,
     play,
 )
 
@@ -172,14 +173,7 @@ def test_observation_of_a_two_agent_game():
     assert "[round 1] alice: alice: 42" in observations["bob"]
 
 
-JUNK = [
-    "",
-    "日本語の答え: ١٢ 🤖" * 200,
-    bytes(range(256)).decode("latin-1") * 50,
-    "Answer: 14 " + "\x00\x1b[31m" * 1000,
-    "7" * 100_000,
-    "x" * 100_000 + "Answer: 14",
-]
+JUNK = junk_outputs("Answer: 14")
 
 
 @pytest.mark.parametrize("agents", [("solo",), TEAM])

@@ -214,10 +214,9 @@ def groups_from_episodes(
 class MAGRPOTrainer:
     """One optimiser per policy; ``step(episodes)`` makes one update from one step's groups."""
 
-    def __init__(self, policies: PolicySet, config: TrainConfig, micro_batch: int | None = None):
+    def __init__(self, policies: PolicySet, config: TrainConfig):
         self.policies = policies
         self.config = config
-        self.micro_batch = micro_batch or config.micro_batch
         self.optimizers = {
             # fused: one kernel over all of a policy's tensors instead of a loop per tensor
             name: torch.optim.AdamW(
@@ -271,8 +270,8 @@ class MAGRPOTrainer:
         for update in range(c.updates_per_batch):
             optimizer.zero_grad(set_to_none=True)
             with self.policies.training(policy), autocast:
-                for start in range(0, len(active), self.micro_batch):
-                    chunk = active[start : start + self.micro_batch]
+                for start in range(0, len(active), c.micro_batch):
+                    chunk = active[start : start + c.micro_batch]
                     prompts = [s.prompt_ids for s in chunk]
                     completions = [s.token_ids for s in chunk]
                     logprobs, mask = self.policies.sequence_logprobs(policy, prompts, completions)
