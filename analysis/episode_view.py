@@ -97,8 +97,8 @@ def render_episode(record: Mapping[str, Any], where: str, full: bool = False) ->
         sent = [m for m in messages if m["round"] == r]
         if sent:
             parts.append(_messages(sent, full))
-    if record.get("phase") == "train":
-        parts.append(Text("(training transcripts do not keep the messages)", style="dim"))
+    if record.get("phase") == "train" and not messages:
+        parts.append(Text("(this training transcript keeps no messages)", style="dim"))
     return Group(*parts)
 
 

@@ -235,7 +235,7 @@ def key_row(s: RunSummary) -> dict[str, str]:
         "team gain": _signed(s.gain),
         "95% CI (pts)": ci,
         "consensus": _pct(s.consensus),
-        "msgs/ep": "-" if cost is None or s.run.kind == "train" else f"{cost.messages:.1f}",
+        "msgs/ep": "-" if cost is None or not cost.per_edge else f"{cost.messages:.1f}",
         "tokens/ep": "-" if cost is None else f"{cost.completion_tokens:.0f}",
         "score/1k tok": _num(cost.score_per_1k_tokens if cost else None, "{:.2f}"),
         "tasks": "-" if s.tasks is None else str(s.tasks),
@@ -635,10 +635,10 @@ def _communication(s: RunSummary) -> str:
             caption="each phase: what the score cost",
         )
     graph = s.graph
-    if s.run.kind == "train":
+    if s.run.kind == "train" and not cost.per_edge:
         body += _note(
-            "Training transcripts keep turns, not bus messages: message counts and the "
-            "message graph are not available for training runs."
+            "These training transcripts keep no bus messages (tree and cross rollouts do "
+            "not record them): message counts and the message graph are not available."
         )
     if cost.per_edge:
         body += table(

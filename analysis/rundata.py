@@ -88,7 +88,8 @@ class RunData:
         one episode and are joined; in ``tree`` mode a rollout's parent is not recorded, so
         each rollout stays a record of its own round. Each record's ``rewards`` are per round
         the mean over the acting agents of what they learnt from (the team reward, or under
-        igrpo their own); ``messages`` is empty: training transcripts do not keep them.
+        igrpo their own); ``messages`` is the bus log where the transcript has it (``episodes``
+        mode keeps it on the last round; tree and cross rollouts have none).
         """
         joined = (self.config.get("train") or {}).get("multi_turn", "episodes") == "episodes"
         by_key: dict[tuple[int, ...], list[dict[str, Any]]] = {}
@@ -113,7 +114,7 @@ class RunData:
                     "agents": agents,
                     "turns": turns,
                     "rewards": rewards,
-                    "messages": [],
+                    "messages": [m for p in parts for m in p.get("messages", [])],
                     "metrics": parts[-1]["metrics"],
                     "return": sum(rewards),
                 }

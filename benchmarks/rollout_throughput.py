@@ -59,7 +59,7 @@ def main() -> None:
     results: dict[tuple[str, str], list[tuple[int, float]]] = {}
     tokens_seen: dict[tuple[str, str], list[list[int]]] = {}
     for backend in backends:
-        config = load_config(args.config, [*overrides, f"run.backend={backend}"])
+        config = load_config(args.config, [*overrides, f"resources.backend={backend}"])
         with console.status(f"loading the model ({backend})"):
             start = time.perf_counter()
             team = build_team(config)

@@ -194,6 +194,7 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
     write (a full disk) stops the run with exit 1, earlier checkpoints intact."""
     import signal
 
+    from marl.ray_workers import WorkerLost
     from marl.runlock import RunFolderInUse, RunLock
     from marl.runs import RunFolder, WriteError, writing
     from marl.train import StopOnSignal, resume_training, start_training
@@ -254,6 +255,16 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
             where = f"; resume with: marl train --resume {folder.path}" if folder else ""
             errors.print(f"aborted; {last_checkpoint()}{escape(where)}", soft_wrap=True)
             return 128 + (stop.signum or signal.SIGINT)
+        except WorkerLost as err:
+            where = f"; resume with: marl train --resume {folder.path}" if folder else ""
+            errors.print(
+                f"[bold red]error:[/] {escape(str(err))}; {last_checkpoint()}{escape(where)}",
+                soft_wrap=True,
+            )
+            return 1
+        finally:
+            if training is not None:
+                training.close()
     if stop.signum is not None and training.step < training.tc.steps:
         errors.print(
             f"interrupted after step {training.step}; "

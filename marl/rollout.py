@@ -81,6 +81,7 @@ class Episode:
     rewards: list[float] = field(default_factory=list)  # team reward per round
     messages: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # the scenario's infos["episode"]
+    policy_version: int | None = None  # the training step whose weights played it (Ray)
 
     @property
     def team_return(self) -> float:
@@ -99,6 +100,16 @@ class Episode:
         record = asdict(self)
         record["return"] = self.team_return
         return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Episode:
+        """The episode of a ``to_record`` dict (from a Ray worker); ``ValueError`` if not one."""
+        try:
+            data = {k: v for k, v in record.items() if k != "return"}
+            data["turns"] = [Turn(**t) for t in data.get("turns", [])]
+            return cls(**data)
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"not an episode record: {err}") from None
 
 
 def run_episodes(
@@ -171,6 +182,7 @@ class JointRollout:
     returns: dict[str, float] = field(default_factory=dict)
     child: Group | None = None  # tree mode: the group that branches from here
     metrics: dict[str, Any] = field(default_factory=dict)  # the episode's, when it ended here
+    messages: list[dict[str, Any]] = field(default_factory=list)  # the bus log, when it ended here
 
 
 @dataclass(slots=True)
@@ -180,10 +192,53 @@ class Group:
     seed: int
     round: int
     rollouts: list[JointRollout]
+    policy_version: int | None = None  # the training step whose weights played it
 
     @property
     def agents(self) -> list[str]:
         return list(self.rollouts[0].rewards)
+
+
+def group_record(group: Group) -> dict[str, Any]:
+    """A msgpack-friendly dict of a group (a transcript frame, or a Ray worker's reply);
+    tree links (``child``) are left out: returns already hold what they carried."""
+    return {
+        "seed": group.seed,
+        "round": group.round,
+        "policy_version": group.policy_version,
+        "rollouts": [
+            {
+                "turns": [asdict(t) for t in r.turns],
+                "rewards": r.rewards,
+                "returns": r.returns,
+                "metrics": r.metrics,
+                "messages": r.messages,
+            }
+            for r in group.rollouts
+        ],
+    }
+
+
+def group_from_record(record: dict[str, Any]) -> Group:
+    """The group of a ``group_record`` dict; ``ValueError`` naming the problem if not one."""
+    try:
+        rollouts = [
+            JointRollout(
+                [Turn(**t) for t in r["turns"]],
+                dict(r["rewards"]),
+                dict(r["returns"]),
+                metrics=dict(r["metrics"]),
+                messages=list(r["messages"]),
+            )
+            for r in record["rollouts"]
+        ]
+        group = Group(int(record["seed"]), int(record["round"]), rollouts)
+        group.policy_version = record["policy_version"]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"not a group record: {type(err).__name__} {err}") from None
+    if not rollouts:
+        raise ValueError("not a group record: no rollouts")
+    return group
 
 
 def agent_rewards(turns: Sequence[Turn], team_reward: float, individual: bool) -> dict[str, float]:

@@ -23,12 +23,12 @@ from marl.runs import RunFolder
 
 
 def build_team(config: RunConfig) -> Team:
-    """The LLM team of a config: one backend (``run.backend``) per distinct base model."""
+    """The LLM team of a config: one backend (``resources.backend``) per distinct base model."""
     agents = [
         LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling) for a in config.team.agents
     ]
     models = dict.fromkeys(a.model for a in agents)
-    if config.run.backend == "vllm":
+    if config.resources.backend == "vllm":
         from agents.vllm_backend import VLLMBackend
 
         backends = {

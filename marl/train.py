@@ -27,11 +27,11 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from pettingzoo import ParallelEnv
 
 from agents.policies import PolicySet
 from agents.team import LLMAgent, Policy
@@ -39,9 +39,9 @@ from marl.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
 from marl.codec import TranscriptWriter
 from marl.config import RunConfig, TrainConfig
 from marl.evaluate import TEST_SEED_OFFSET, gain_summary, split_config, split_seeds
-from marl.rollout import Group, run_cross, run_episodes, run_tree
+from marl.rollout import Group, group_record, run_cross, run_episodes, run_tree
 from marl.runs import RunFolder, WriteError, write_atomic, writing
-from marl.simulate import env_factory, play
+from marl.simulate import aggregate, env_factory, play
 from marl.trainers.magrpo import MAGRPOTrainer, groups_from_episodes
 
 
@@ -110,30 +110,48 @@ class Training:
         self.tc: TrainConfig = config.train
         self.folder = folder
         self.agent_ids = training_agents(config)
-        agents = [
-            LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling)
-            for a in config.team.agents
-            if a.id in self.agent_ids
-        ]
-        lora = self.tc.lora
-        self.policies = PolicySet(
-            agents,
-            self.tc.policy,
-            lora={
-                "r": lora.r,
-                "lora_alpha": lora.alpha,
-                "lora_dropout": lora.dropout,
-                "target_modules": lora.target_modules,
-            },
-            seed=config.run.seed,
-            max_batch_size=config.run.batch_size,
-            reference=self.tc.kl_coef > 0,
-        )
+        self.policies = build_policies(config, self.agent_ids, reference=self.tc.kl_coef > 0)
         self.trainer = MAGRPOTrainer(self.policies, self.tc)
         self.make_train_env = env_factory(split_config(config, "train")[0], self.agent_ids)
         self.eval_config = eval_config(config)
         self.step = 0
         self.checkpoint_step: int | None = None  # the newest checkpoint on disk that verifies
+        # who plays the rollouts: Ray workers, a vLLM mirror of the policies, or the policies
+        self.workers = None
+        self.vllm = None
+        resources = config.resources
+        try:
+            if resources.workers:
+                from marl.ray_workers import RolloutWorkers
+
+                self.workers = RolloutWorkers(config, self.agent_ids)
+            elif resources.backend == "vllm":
+                from agents.vllm_backend import VLLMPolicies
+
+                self.vllm = VLLMPolicies(
+                    self.policies, max_batch_size=config.run.batch_size, seed=config.run.seed
+                )
+        except BaseException:
+            self.close()
+            raise
+        self.acting: Policy = self.vllm.team if self.vllm else self.policies.team
+
+    def close(self) -> None:
+        """Stop the workers or vLLM engines this run started (safe to call twice)."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
+        if self.vllm is not None:
+            self.vllm.close()
+            self.vllm = None
+
+    def publish(self) -> None:
+        """Hand the current weights to whoever rolls out: vLLM engines, or the Ray workers
+        (through the object store; each episode then records this version, the step)."""
+        if self.vllm is not None:
+            self.vllm.sync()
+        if self.workers is not None:
+            self.workers.push(self.step, self.policies.state_dict())
 
     # ---------------------------------------------------------------- state
 
@@ -185,6 +203,7 @@ class Training:
                 self.trainer.optimizers[name].load_state_dict(states["optimizer"])
                 self.trainer.schedulers[name].load_state_dict(states["scheduler"])
             self.step = self.checkpoint_step = checkpoint.step
+            self.publish()
             notes.append(f"resumed from checkpoint step {self.step}")
         # from scratch, nothing written so far counts (not even the step-0 evaluation)
         self._truncate_after(self.step if checkpoint is not None else -1)
@@ -225,41 +244,22 @@ class Training:
             self.save()
         return last
 
+    def _workers_current(self) -> None:
+        if self.workers.version != self.step:  # first call of a fresh run
+            self.workers.push(self.step, self.policies.state_dict())
+
     def rollout_groups(self) -> list[Group]:
-        """This step's groups, by the configured joint / multi-turn mode."""
-        tc, batch = self.tc, self.config.run.batch_size
+        """This step's groups, by the configured joint / multi-turn mode, here or on Ray."""
         seeds = train_seeds(self.config, self.step)
-        individual = tc.algorithm == "igrpo"
-        base = self.step * tc.group_size
-        if tc.joint == "cross":
-            return run_cross(
-                self.make_train_env,
-                self.policies.team,
-                seeds,
-                tc.group_size,
-                individual=individual,
-                sample_base=base,
-                batch_size=batch,
-            )
-        if tc.multi_turn == "tree":
-            return run_tree(
-                self.make_train_env,
-                self.policies.team,
-                seeds,
-                tc.group_size,
-                gamma=tc.gamma,
-                individual=individual,
-                sample_base=self.step,
-                batch_size=batch,
-            )
-        episodes = run_episodes(
-            self.make_train_env,
-            self.policies.team,
-            [s for s in seeds for _ in range(tc.group_size)],
-            samples=[base + g for _ in seeds for g in range(tc.group_size)],
-            batch_size=batch,
+        if self.workers is not None:
+            self._workers_current()
+            return self.workers.rollout_groups(seeds, self.step)
+        groups = collect_groups(
+            self.make_train_env, self.acting, self.tc, seeds, self.step, self.config.run.batch_size
         )
-        return groups_from_episodes(episodes, tc.gamma, individual)
+        for group in groups:
+            group.policy_version = self.step
+        return groups
 
     def train_step(self) -> dict[str, Any]:
         tc = self.tc
@@ -268,6 +268,7 @@ class Training:
         rollout_seconds = time.perf_counter() - start
         stats = self.trainer.step(groups)
         self.step += 1
+        self.publish()  # workers load the new weights while this process evaluates and saves
         first = [r for g in groups if g.round == 0 for r in g.rollouts]
         returns = torch.tensor([sum(r.returns.values()) / len(r.returns) for r in first])
         first_turn: dict[str, int] = {}  # the round of each agent's first turn
@@ -297,20 +298,26 @@ class Training:
             self._write_transcripts(groups)
         if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.steps):
             record |= self.evaluate()
+        if self.workers is not None:  # after the evaluation: its calls count too
+            record |= self.workers.step_report(groups, expected_version=self.step - 1)
         record["tokens_per_s"] = round(tokens / max(record["rollout_seconds"], 1e-9), 2)
         self.folder.log_metrics(record)
         if self.step % tc.save_every == 0 or self.step == tc.steps:
             self.save()
         return record
 
-    def evaluate(self, policy: Policy | None = None) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
         """Held-out tasks: the team, each agent alone, and the team's gain over the best."""
-        policy = policy or self.policies.team
         config = self.eval_config
         seeds = split_seeds(config, "test")
 
         def score(agent_ids: Sequence[str]) -> float:
-            return play(config, policy, agent_ids, "eval", seeds=seeds).summary()["score"]
+            if self.workers is not None:
+                self._workers_current()
+                episodes = self.workers.play(agent_ids, seeds)
+            else:
+                episodes = play(config, self.acting, agent_ids, "eval", seeds=seeds).episodes
+            return aggregate(episodes)["score"]
 
         out = {"eval/team": score(self.agent_ids)}
         if len(self.agent_ids) > 1:
@@ -334,22 +341,80 @@ class Training:
                         writer.write(
                             {
                                 "step": self.step,
-                                "seed": group.seed,
-                                "round": group.round,
-                                "rollouts": [
-                                    {
-                                        "turns": [asdict(t) for t in r.turns],
-                                        "rewards": r.rewards,
-                                        "returns": r.returns,
-                                        "metrics": r.metrics,
-                                    }
-                                    for r in group.rollouts
-                                ],
+                                **group_record(group),
                             }
                         )
         except WriteError:
             path.unlink(missing_ok=True)  # no half file: a resume writes this step again
             raise
+
+
+def build_policies(config: RunConfig, agent_ids: Sequence[str], reference: bool) -> PolicySet:
+    """The trainable policies of ``agent_ids`` as ``train.policy`` says; built the same way
+    (same seed, so the same starting adapters) in the trainer and in every Ray worker."""
+    lora = config.train.lora
+    agents = [
+        LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling)
+        for a in config.team.agents
+        if a.id in agent_ids
+    ]
+    return PolicySet(
+        agents,
+        config.train.policy,
+        lora={
+            "r": lora.r,
+            "lora_alpha": lora.alpha,
+            "lora_dropout": lora.dropout,
+            "target_modules": lora.target_modules,
+        },
+        seed=config.run.seed,
+        max_batch_size=config.run.batch_size,
+        reference=reference,
+    )
+
+
+def collect_groups(
+    make_env: Callable[[], ParallelEnv],
+    team: Policy,
+    tc: TrainConfig,
+    seeds: Sequence[int],
+    step: int,
+    batch_size: int,
+) -> list[Group]:
+    """Step ``step``'s training groups on ``seeds``, by the configured joint / multi-turn
+    mode. Sampling seeds depend on the task, the step and the sample only, so any split of
+    ``seeds`` (across Ray workers) plays the same rollouts."""
+    individual = tc.algorithm == "igrpo"
+    base = step * tc.group_size
+    if tc.joint == "cross":
+        return run_cross(
+            make_env,
+            team,
+            seeds,
+            tc.group_size,
+            individual=individual,
+            sample_base=base,
+            batch_size=batch_size,
+        )
+    if tc.multi_turn == "tree":
+        return run_tree(
+            make_env,
+            team,
+            seeds,
+            tc.group_size,
+            gamma=tc.gamma,
+            individual=individual,
+            sample_base=step,
+            batch_size=batch_size,
+        )
+    episodes = run_episodes(
+        make_env,
+        team,
+        [s for s in seeds for _ in range(tc.group_size)],
+        samples=[base + g for _ in seeds for g in range(tc.group_size)],
+        batch_size=batch_size,
+    )
+    return groups_from_episodes(episodes, tc.gamma, individual)
 
 
 def start_training(config: RunConfig, folder: RunFolder | None = None) -> Training:
@@ -365,4 +430,8 @@ def resume_training(run_dir: str | Path) -> tuple[Training, list[str]]:
 
     folder = RunFolder(run_dir)
     training = Training(load_config(folder.path / RunFolder.CONFIG), folder)
-    return training, training.resume()
+    try:
+        return training, training.resume()
+    except BaseException:
+        training.close()
+        raise

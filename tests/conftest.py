@@ -37,3 +37,21 @@ def config_on_tiny_model(path: Path, **run: object) -> dict:
 settings.register_profile("marl", deadline=None, print_blob=True)
 settings.register_profile("thorough", parent=settings.get_profile("marl"), max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "marl"))
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One real local Ray instance for the whole test run (2 CPUs, a small object store);
+    `RolloutWorkers` join it instead of starting their own."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=256 * 1024 * 1024,
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()

@@ -1,4 +1,4 @@
-"""Choosing the generation backend (`run.backend`), and the vLLM helpers that need no vLLM.
+"""Choosing the generation backend (`resources.backend`), and the vLLM helpers that need no vLLM.
 
 These run in the main suite, where vLLM is not installed; tests/test_vllm_backend.py runs
 the backend itself (`make test-vllm`).
@@ -21,22 +21,22 @@ VALID = {
 
 
 def test_backend_defaults_to_transformers() -> None:
-    assert validate_config(VALID).run.backend == "transformers"
+    assert validate_config(VALID).resources.backend == "transformers"
 
 
 def test_vllm_backend_without_vllm_is_a_config_error_naming_the_extra(monkeypatch) -> None:
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
     monkeypatch.setattr("marl.config.vllm_available", lambda: False)
     with pytest.raises(ConfigError) as err:
-        validate_config({**VALID, "run": {"backend": "vllm"}})
+        validate_config({**VALID, "resources": {"backend": "vllm"}})
     message = str(err.value)
-    assert "run.backend" in message
+    assert "resources.backend" in message
     assert "vllm-cpu" in message and "transformers" in message
 
 
 def test_unknown_backend_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"run\.backend"):
-        validate_config({**VALID, "run": {"backend": "llamacpp"}})
+    with pytest.raises(ConfigError, match=r"resources\.backend"):
+        validate_config({**VALID, "resources": {"backend": "llamacpp"}})
 
 
 def test_building_the_vllm_backend_without_vllm_names_the_extra(monkeypatch) -> None:

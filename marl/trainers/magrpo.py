@@ -205,6 +205,7 @@ def groups_from_episodes(
                     {a: rewards[a][r] for a in acting},
                     {a: returns[a][r] for a in acting},
                     metrics=episode.metrics if r == rounds - 1 else {},
+                    messages=episode.messages if r == rounds - 1 else [],
                 )
                 per_round.setdefault(r, Group(seed, r, [])).rollouts.append(rollout)
         groups += [per_round[r] for r in sorted(per_round)]
