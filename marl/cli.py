@@ -156,9 +156,19 @@ def _turns_bar(label: str, total: int, progress: bool) -> Iterator[Callable[[int
         yield lambda n: bar.advance(task, n)
 
 
+def _workers_note(config: RunConfig, command: str) -> None:
+    if config.resources.workers:
+        console.print(
+            f"[yellow]resources.workers applies to `marl train`; `marl {command}` plays in "
+            "this process[/]",
+            soft_wrap=True,
+        )
+
+
 def _simulate(config: RunConfig, progress: bool) -> int:
     from marl.simulate import build_team, simulate, turns_expected
 
+    _workers_note(config, "simulate")
     with console.status("loading models"):
         team = build_team(config)
     total = turns_expected(config, len(config.team.agents) + 1)
@@ -173,6 +183,7 @@ def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = F
     from marl.evaluate import evaluate
     from marl.simulate import build_team, turns_expected
 
+    _workers_note(config, "eval")
     with console.status("loading models"):
         team = build_team(config)
     n = len(config.team.agents)

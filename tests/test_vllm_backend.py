@@ -191,3 +191,47 @@ def test_logprob_gap_between_vllm_rollouts_and_the_trainer(policies, mirror) -> 
     print(f"vLLM vs trainer logprob gap with a LoRA adapter: {gap}")
     assert gap["logprob_gap_max"] < 1e-2
     assert gap["logprob_gap_mean"] < 1e-3
+
+
+def test_marl_train_on_vllm_samples_from_the_updated_weights(tmp_path) -> None:
+    """`resources.backend: vllm` in `marl train`: rollouts come from vLLM, the trainer's
+    recomputed logprobs match them at every step (a stale engine after step 1's large
+    update would not), and the run folder is complete."""
+    import json
+
+    import yaml
+
+    from marl.cli import main
+
+    agent = {
+        "role": "solver",
+        "sampling": {"temperature": 1.0, "max_new_tokens": 12},
+    }
+    config = {
+        "name": "vllm-train",
+        "scenario": {"name": "debate_v0", "options": {"rounds": 1}},
+        "team": {"agents": [{"id": a, **agent} for a in ("alice", "bob")]},
+        "run": {"seed": 0, "output_dir": str(tmp_path), "batch_size": 16},
+        "resources": {"backend": "vllm"},
+        "train": {
+            "steps": 2,
+            "tasks_per_step": 2,
+            "group_size": 4,
+            "lr": 0.05,  # large: a rollout on step 0's weights would show a gap at step 2
+            "eval_every": 0,
+            "save_every": 2,
+            "lora": {"r": 8, "alpha": 16},
+        },
+    }
+    path = tmp_path / "vllm-train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--no-progress"]) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2]
+    moved = [line["alice/grad_norm"] + line["bob/grad_norm"] for line in lines]
+    assert moved[0] > 0  # step 1 changed the adapters, so step 2 needs the sync
+    for line in lines:
+        for agent_id in ("alice", "bob"):
+            assert line[f"{agent_id}/logprob_gap_max"] < 0.05, line
+    assert (run / "checkpoints" / "step-000002").is_dir()
