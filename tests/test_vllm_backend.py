@@ -209,10 +209,12 @@ def test_marl_train_on_vllm_samples_from_the_updated_weights(tmp_path) -> None:
     }
     config = {
         "name": "vllm-train",
-        "scenario": {"name": "debate_v0", "options": {"rounds": 1}},
+        # reward by completion length (tests/toy_scenario.py): groups are never flat, so
+        # every step updates the adapters
+        "scenario": {"name": "toy_length_v0"},
         "team": {"agents": [{"id": a, **agent} for a in ("alice", "bob")]},
         "run": {"seed": 0, "output_dir": str(tmp_path), "batch_size": 16},
-        "resources": {"backend": "vllm"},
+        "resources": {"backend": "vllm", "imports": ["tests.toy_scenario"]},
         "train": {
             "steps": 2,
             "tasks_per_step": 2,
