@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-import tests.toy_scenario  # noqa: F401  registers toy_length_v0 in this process
 from agents.team import ScriptedPolicy
 from marl.cli import main
 from marl.codec import CodecError, pack
@@ -27,44 +25,26 @@ from marl.rollout import group_from_record, group_record, run_tree
 from marl.runs import RunFolder
 from marl.train import Training
 from tests.test_rollout import make_env, solver
+from tests.toy_scenario import toy_config  # registers toy_length_v0 in this process too
 
 TIMING = {"seconds", "rollout_seconds", "tokens_per_s"}
 WORKER_KEYS = {"workers", "workers_replaced", "weights_reloaded", "stale_groups"}
 
 
-def toy_config(tmp_path: Path, name: str, resources: dict, **train: object) -> Path:
-    config = {
-        "name": name,
-        "scenario": {"name": "toy_length_v0"},
-        "team": {
-            "agents": [
-                {
-                    "id": a,
-                    "model": "tiny-random",
-                    # at 1.0 the tiny random model's next-token distribution is so flat that
-                    # the order of near-ties (threads, batch shape) decides samples; at 0.2
-                    # samples still differ, but not with rounding
-                    "sampling": {"temperature": 0.2, "max_new_tokens": 6},
-                }
-                for a in ("a", "b")
-            ]
-        },
-        "run": {"seed": 0, "output_dir": str(tmp_path / name)},
-        "resources": {"imports": ["tests.toy_scenario"], **resources},
-        "train": {
-            "steps": 3,
-            "tasks_per_step": 4,
-            "group_size": 3,
-            "lr": 0.01,
-            "save_every": 3,
-            "eval_every": 3,
-            "eval_episodes": 4,
-            **train,
-        },
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def ray_config(tmp_path: Path, name: str, resources: dict, **train: object) -> Path:
+    """The toy run with 4 tasks per step, and the workers importing the toy scenario.
+
+    At temperature 1.0 the tiny random model's next-token distribution is so flat that the
+    order of near-ties (thread count, batch shape) decides samples; at 0.2 samples still
+    differ from each other, but not with rounding."""
+    settings = {"steps": 3, "tasks_per_step": 4, "save_every": 3, "eval_every": 3}
+    return toy_config(
+        tmp_path,
+        name,
+        temperature=0.2,
+        resources={"imports": ["tests.toy_scenario"], **resources},
+        **{**settings, "eval_episodes": 4, **train},
+    )
 
 
 def metrics(run: Path) -> list[dict]:
@@ -88,13 +68,13 @@ def assert_same_metrics(got: list[dict], want: list[dict]) -> None:
 def in_process(tmp_path_factory) -> list[dict]:
     """The toy run with rollouts in this process: what every Ray run must reproduce."""
     parent = tmp_path_factory.mktemp("local")
-    assert main(["train", str(toy_config(parent, "local", {})), "--no-progress"]) == 0
+    assert main(["train", str(ray_config(parent, "local", {})), "--no-progress"]) == 0
     (run,) = (parent / "local").iterdir()
     return metrics(run)
 
 
 def training(tmp_path: Path, name: str, **resources: object) -> Training:
-    config = load_config(toy_config(tmp_path, name, resources))
+    config = load_config(ray_config(tmp_path, name, resources))
     return Training(config, RunFolder.create(config.run.output_dir, config.name))
 
 
@@ -104,7 +84,7 @@ def training(tmp_path: Path, name: str, **resources: object) -> Training:
 def test_two_workers_train_exactly_like_one_process(
     ray_instance, in_process, tmp_path: Path
 ) -> None:
-    assert main(["train", str(toy_config(tmp_path, "ray", {"workers": 2})), "--no-progress"]) == 0
+    assert main(["train", str(ray_config(tmp_path, "ray", {"workers": 2})), "--no-progress"]) == 0
     (run,) = (tmp_path / "ray").iterdir()
     lines = metrics(run)
     assert_same_metrics(lines, in_process)
@@ -165,7 +145,7 @@ def test_pushed_weights_are_the_ones_the_workers_sample_with(
     """Logprobs the workers report equal the driver's recomputation once weights are
     pushed, and differ before: workers act on the driver's weights, and a push carries
     only the adapters for LoRA policies."""
-    config = load_config(toy_config(tmp_path, policy, {"workers": 1}, policy=policy))
+    config = load_config(ray_config(tmp_path, policy, {"workers": 1}, policy=policy))
     run = Training(config, RunFolder.create(config.run.output_dir, config.name))
     try:
 

@@ -18,45 +18,14 @@ import yaml
 
 import marl.checkpoint
 import marl.runs
-import tests.toy_scenario  # noqa: F401  registers toy_length_v0
 from marl.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
 from marl.cli import main
 from marl.codec import TranscriptWriter
 from marl.runlock import LOCK, Holder
+from tests.toy_scenario import toy_config  # registers toy_length_v0 too
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = {"seconds", "rollout_seconds", "tokens_per_s"}
-
-
-def toy_config(tmp_path: Path, name: str, **train: object) -> Path:
-    config = {
-        "name": name,
-        "scenario": {"name": "toy_length_v0"},
-        "team": {
-            "agents": [
-                {
-                    "id": a,
-                    "model": "tiny-random",
-                    "sampling": {"temperature": 1.0, "max_new_tokens": 6},
-                }
-                for a in ("a", "b")
-            ]
-        },
-        "run": {"seed": 0, "output_dir": str(tmp_path / name)},
-        "train": {
-            "steps": 4,
-            "tasks_per_step": 1,
-            "group_size": 3,
-            "lr": 0.01,
-            "save_every": 1,
-            "eval_every": 2,
-            "eval_episodes": 2,
-            **train,
-        },
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def metrics(run: Path) -> list[dict]:

@@ -9,8 +9,10 @@ an update really moves the weights. One round; agents hear nobody.
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import ClassVar
 
+import yaml
 from gymnasium.spaces import Text
 from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict
@@ -71,3 +73,45 @@ class ToyLengthEnv(ParallelEnv):
 
 
 SCENARIOS["toy_length_v0"] = Scenario("toy_length_v0", ToyLengthEnv, ToyOptions, "test toy")
+
+
+def toy_config(
+    tmp_path: Path,
+    name: str,
+    *,
+    temperature: float = 1.0,
+    resources: dict | None = None,
+    **train: object,
+) -> Path:
+    """A training config file on this scenario: agents a and b on the tiny model, 6 new
+    tokens, 4 steps of 1 task x G=3 (``train`` overrides), run folders under tmp_path/name."""
+    config = {
+        "name": name,
+        "scenario": {"name": "toy_length_v0"},
+        "team": {
+            "agents": [
+                {
+                    "id": a,
+                    "model": "tiny-random",
+                    "sampling": {"temperature": temperature, "max_new_tokens": 6},
+                }
+                for a in ("a", "b")
+            ]
+        },
+        "run": {"seed": 0, "output_dir": str(tmp_path / name)},
+        "train": {
+            "steps": 4,
+            "tasks_per_step": 1,
+            "group_size": 3,
+            "lr": 0.01,
+            "save_every": 1,
+            "eval_every": 2,
+            "eval_episodes": 2,
+            **train,
+        },
+    }
+    if resources is not None:
+        config["resources"] = resources
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
