@@ -205,6 +205,19 @@ def test_transcripts_of_a_training_run_joins_a_rollouts_rounds(tmp_path: Path, c
                             "rewards": {"alice": float(r), "bob": float(r)},
                             "returns": {"alice": 1.0, "bob": 1.0},
                             "metrics": record["metrics"] if r == 1 else {},
+                            # newer transcripts keep the bus log on the last round
+                            "messages": [
+                                {
+                                    "sender": "alice",
+                                    "recipients": ["bob"],
+                                    "round": 0,
+                                    "channel": "answer",
+                                    "content": f"hello from step {step}",
+                                    "meta": {},
+                                }
+                            ]
+                            if r == 1 and step == 4
+                            else [],
                         }
                         for g in range(2)
                     ]
@@ -213,8 +226,10 @@ def test_transcripts_of_a_training_run_joins_a_rollouts_rounds(tmp_path: Path, c
     out = flat(capsys.readouterr().out)
     assert "episode 3 of 0..3, step 2" in out
     assert "step 2 seed 8 sample 1 round 0" in out and "step 2 seed 8 sample 1 round 1" in out
-    assert "training transcripts do not keep the messages" in out
+    assert "this training transcript keeps no messages" in out
     assert main(["transcripts", str(run), "--episode", "0"]) == 0  # the newest step
-    assert "step 4 seed 7 sample 0 round 1" in capsys.readouterr().out
+    out = flat(capsys.readouterr().out)
+    assert "step 4 seed 7 sample 0 round 1" in out
+    assert "hello from step 4" in out and "keeps no messages" not in out
     assert main(["transcripts", str(run), "--step", "3", "--episode", "0"]) == 2
     assert "steps with one: 2, 4" in capsys.readouterr().err
