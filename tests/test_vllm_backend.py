@@ -193,10 +193,12 @@ def test_logprob_gap_between_vllm_rollouts_and_the_trainer(policies, mirror) -> 
     assert gap["logprob_gap_mean"] < 1e-3
 
 
-def test_marl_train_on_vllm_samples_from_the_updated_weights(tmp_path) -> None:
-    """`resources.backend: vllm` in `marl train`: rollouts come from vLLM, the trainer's
-    recomputed logprobs match them at every step (a stale engine after step 1's large
-    update would not), and the run folder is complete."""
+@pytest.mark.parametrize("workers", [0, 1])
+def test_marl_train_on_vllm_samples_from_the_updated_weights(tmp_path, workers: int) -> None:
+    """`resources.backend: vllm` in `marl train`, in this process or in a Ray worker (its own
+    engine, a local Ray instance): rollouts come from vLLM, the trainer's recomputed
+    logprobs match them at every step (a stale engine after step 1's large update would
+    not), and the run folder is complete."""
     import json
 
     import yaml
@@ -214,7 +216,11 @@ def test_marl_train_on_vllm_samples_from_the_updated_weights(tmp_path) -> None:
         "scenario": {"name": "toy_length_v0"},
         "team": {"agents": [{"id": a, **agent} for a in ("alice", "bob")]},
         "run": {"seed": 0, "output_dir": str(tmp_path), "batch_size": 16},
-        "resources": {"backend": "vllm", "imports": ["tests.toy_scenario"]},
+        "resources": {
+            "backend": "vllm",
+            "imports": ["tests.toy_scenario"],
+            "workers": workers,
+        },
         "train": {
             "steps": 2,
             "tasks_per_step": 2,
@@ -237,3 +243,5 @@ def test_marl_train_on_vllm_samples_from_the_updated_weights(tmp_path) -> None:
         for agent_id in ("alice", "bob"):
             assert line[f"{agent_id}/logprob_gap_max"] < 0.05, line
     assert (run / "checkpoints" / "step-000002").is_dir()
+    if workers:
+        assert all(line["workers"] == 1 and line["stale_groups"] == 0 for line in lines)
