@@ -159,10 +159,12 @@ class PolicySet:
         with model.disable_adapter():  # the frozen base is the starting policy
             yield model
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Every trainable tensor of every policy, keyed ``policy/parameter name``."""
+    def state_dict(self, copy: bool = True) -> dict[str, torch.Tensor]:
+        """Every trainable tensor of every policy, keyed ``policy/parameter name``;
+        ``copy=False`` gives views of the live weights, for a caller that serialises them
+        at once (a push to Ray workers: 1 GB of full weights need not be cloned first)."""
         return {
-            f"{policy}/{name}": p.detach().clone()
+            f"{policy}/{name}": p.detach().clone() if copy else p.detach()
             for policy in self.policies
             for name, p in self._named_trainable(policy)
         }

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -74,7 +75,7 @@ def connect(resources: Any) -> bool:
         object_store = resources.object_store_mb
         ray.init(
             num_cpus=resources.workers * resources.cpus_per_worker,
-            num_gpus=int(resources.workers * resources.gpus_per_worker + 0.999) or None,
+            num_gpus=math.ceil(resources.workers * resources.gpus_per_worker) or None,
             include_dashboard=False,
             object_store_memory=object_store * 1024 * 1024 if object_store else None,
             **common,
@@ -86,7 +87,6 @@ class RolloutWorker:
     """One Ray actor: the config's environments and a copy of the trainable policies."""
 
     def __init__(self, config: RunConfig, agent_ids: Sequence[str], index: int):
-        import ray
         import torch
 
         from marl.evaluate import split_config
@@ -110,7 +110,6 @@ class RolloutWorker:
         self.make_train_env = env_factory(split_config(config, "train")[0], agent_ids)
         self.eval_config = eval_config(config)
         self.version: int | None = None  # weights as built: no training step's yet
-        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
 
     def pid(self) -> int:
         return os.getpid()
@@ -169,7 +168,6 @@ class RolloutWorker:
             "pid": os.getpid(),
             "frames": frames,
             "caught_up": caught_up,
-            "restarted": self.restarted,
         }
 
 
@@ -201,9 +199,6 @@ class RolloutWorkers:
             raise
         # hook for tests and tools: called with the submitted calls' actors, once per call
         self.on_submit: Callable[[list[Any]], None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.actors)
 
     def pids(self) -> list[int]:
         import ray

@@ -131,6 +131,8 @@ class Training:
                 self.vllm = VLLMPolicies(
                     self.policies, max_batch_size=config.run.batch_size, seed=config.run.seed
                 )
+            if self.workers is not None:  # the starting weights (a resume pushes its own)
+                self.workers.push(self.step, self.policies.state_dict(copy=False))
         except BaseException:
             self.close()
             raise
@@ -151,7 +153,7 @@ class Training:
         if self.vllm is not None:
             self.vllm.sync()
         if self.workers is not None:
-            self.workers.push(self.step, self.policies.state_dict())
+            self.workers.push(self.step, self.policies.state_dict(copy=False))
 
     # ---------------------------------------------------------------- state
 
@@ -244,15 +246,10 @@ class Training:
             self.save()
         return last
 
-    def _workers_current(self) -> None:
-        if self.workers.version != self.step:  # first call of a fresh run
-            self.workers.push(self.step, self.policies.state_dict())
-
     def rollout_groups(self) -> list[Group]:
         """This step's groups, by the configured joint / multi-turn mode, here or on Ray."""
         seeds = train_seeds(self.config, self.step)
         if self.workers is not None:
-            self._workers_current()
             return self.workers.rollout_groups(seeds, self.step)
         groups = collect_groups(
             self.make_train_env, self.acting, self.tc, seeds, self.step, self.config.run.batch_size
@@ -313,7 +310,6 @@ class Training:
 
         def score(agent_ids: Sequence[str]) -> float:
             if self.workers is not None:
-                self._workers_current()
                 episodes = self.workers.play(agent_ids, seeds)
             else:
                 episodes = play(config, self.acting, agent_ids, "eval", seeds=seeds).episodes

@@ -17,9 +17,9 @@ import torch
 
 from agents.team import ScriptedPolicy
 from marl.cli import main
-from marl.codec import CodecError, pack
+from marl.codec import CodecError, pack, unpack
 from marl.config import ConfigError, load_config, validate_config
-from marl.ray_workers import RolloutWorkers, WorkerLost, _split
+from marl.ray_workers import WIRE_LIMITS, RolloutWorkers, WorkerLost, _split
 from marl.rollout import group_from_record, group_record, run_tree
 from marl.runs import RunFolder
 from marl.train import Training
@@ -220,7 +220,7 @@ def test_groups_survive_the_wire() -> None:
     assert len(groups) == 2 + 2 * 2  # a root per task, then one group per child
     for group in groups:
         group.policy_version = 7
-        back = group_from_record(json.loads(json.dumps(group_record(group))))
+        back = group_from_record(unpack(pack(group_record(group), WIRE_LIMITS), WIRE_LIMITS))
         assert group_record(back) == group_record(group)
         assert back.policy_version == 7
 
