@@ -16,7 +16,7 @@ positions from the attention mask) so it reproduces the sampled log-probabilitie
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import torch
@@ -114,41 +114,51 @@ class PolicySet:
 
         Returns ``(logprobs, mask)``, both (batch, longest completion); row b's tokens sit in
         its last ``len(completions[b])`` columns. Gradients flow unless ``reference``.
+
+        Rows with the same prompt (a group's G samples of one turn) run their prompt once:
+        its keys and values are repeated for each completion, so the backward pass goes
+        through the prompt once per group instead of G times. Rows with a prompt of their
+        own go through one left-padded batch, laid out like the backend's generate() call.
         """
-        width = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
         steps = max(len(c) for c in completions)
-        ids = torch.full((len(prompts), width), self.tokenizer.eos_token_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        targets = torch.zeros((len(prompts), steps), dtype=torch.long)
+        rows_of: dict[tuple[int, ...], list[int]] = {}
+        for row, prompt in enumerate(prompts):
+            rows_of.setdefault(tuple(prompt), []).append(row)
+        alone = [rows[0] for rows in rows_of.values() if len(rows) == 1]
+        out: dict[int, torch.Tensor] = {}
+        grad = torch.no_grad() if reference else nullcontext()
+        with self._module(policy, reference) as model, grad:
+            if alone:
+                logprobs = padded_logprobs(
+                    model,
+                    [prompts[r] for r in alone],
+                    [completions[r] for r in alone],
+                    steps,
+                    self.tokenizer.eos_token_id,
+                )
+                out.update(zip(alone, logprobs, strict=True))
+            for prompt, rows in rows_of.items():
+                if len(rows) > 1:
+                    logprobs = shared_prompt_logprobs(
+                        model,
+                        prompt,
+                        [completions[r] for r in rows],
+                        steps,
+                        self.tokenizer.eos_token_id,
+                    )
+                    out.update(zip(rows, logprobs, strict=True))
         mask = torch.zeros((len(prompts), steps))
-        for row, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            sequence = list(prompt) + list(completion)
-            ids[row, width - len(sequence) :] = torch.tensor(sequence)
-            attention[row, width - len(sequence) :] = 1
-            if completion:
-                targets[row, steps - len(completion) :] = torch.tensor(list(completion))
-                mask[row, steps - len(completion) :] = 1
-        positions = (attention.cumsum(-1) - 1).clamp_min(
-            0
-        )  # as generate() numbers left-padded rows
+        for row, completion in enumerate(completions):
+            mask[row, steps - len(completion) :] = 1 if completion else 0
+        return torch.stack([out[row] for row in range(len(prompts))]) * mask, mask
+
+    @contextmanager
+    def _module(self, policy: str, reference: bool) -> Iterator[torch.nn.Module]:
         if reference:
-            with torch.no_grad(), self._reference(policy) as model:
-                logits = model(
-                    input_ids=ids,
-                    attention_mask=attention,
-                    position_ids=positions,
-                    logits_to_keep=steps + 1,
-                ).logits
+            with self._reference(policy) as model:
+                yield model
         else:
-            logits = self.models[policy](
-                input_ids=ids,
-                attention_mask=attention,
-                position_ids=positions,
-                logits_to_keep=steps + 1,
-            ).logits
-        logits = logits[:, :-1].float()  # (batch, steps, vocab): position j predicts token j
-        logprobs = logits.gather(-1, targets[:, :, None]).squeeze(-1) - logits.logsumexp(-1)
-        return logprobs * mask, mask
+            yield self.models[policy]
 
     @contextmanager
     def _reference(self, policy: str) -> Iterator[torch.nn.Module]:
@@ -184,3 +194,72 @@ class PolicySet:
             return list(model.named_parameters())
         marker = f".{adapter_name(policy)}."
         return [(n, p) for n, p in model.named_parameters() if "lora_" in n and marker in n]
+
+
+def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) from logits (..., vocab), in fp32."""
+    logits = logits.float()
+    return logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
+
+
+def padded_logprobs(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    steps: int,
+    pad_id: int,
+) -> torch.Tensor:
+    """(rows, steps) completion logprobs, right aligned, from one left-padded batch of
+    prompt + completion (positions from the attention mask, as generate() numbers them)."""
+    width = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    targets = torch.zeros((len(prompts), steps), dtype=torch.long)
+    for row, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+        sequence = list(prompt) + list(completion)
+        ids[row, width - len(sequence) :] = torch.tensor(sequence)
+        attention[row, width - len(sequence) :] = 1
+        if completion:
+            targets[row, steps - len(completion) :] = torch.tensor(list(completion))
+    positions = (attention.cumsum(-1) - 1).clamp_min(0)
+    logits = model(
+        input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=steps + 1
+    ).logits
+    return _token_logprobs(logits[:, :-1], targets)  # position j predicts token j
+
+
+def shared_prompt_logprobs(
+    model: torch.nn.Module,
+    prompt: Sequence[int],
+    completions: Sequence[Sequence[int]],
+    steps: int,
+    pad_id: int,
+) -> torch.Tensor:
+    """(rows, steps) completion logprobs, right aligned, of completions of one prompt.
+
+    The prompt runs once (batch 1); its key/value cache is repeated for every completion
+    (a view in the autograd graph, so gradients from every completion flow back through
+    the one prompt pass), and the completions run after it, right padded.
+    """
+    rows, width = len(completions), max(len(c) for c in completions)
+    head = model(input_ids=torch.tensor([list(prompt)]), use_cache=True, logits_to_keep=1)
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(rows)
+    ids = torch.full((rows, max(width, 1)), pad_id, dtype=torch.long)
+    attention = torch.zeros((rows, len(prompt) + ids.shape[1]), dtype=torch.long)
+    attention[:, : len(prompt)] = 1
+    for row, completion in enumerate(completions):
+        ids[row, : len(completion)] = torch.tensor(list(completion), dtype=torch.long)
+        attention[row, len(prompt) : len(prompt) + len(completion)] = 1
+    positions = torch.arange(len(prompt), len(prompt) + ids.shape[1]).expand(rows, -1)
+    tail = model(
+        input_ids=ids, attention_mask=attention, position_ids=positions, past_key_values=cache
+    ).logits
+    # the prompt's last position predicts completion token 0; completion token j, token j+1
+    logits = torch.cat([head.logits[:, -1:].expand(rows, -1, -1), tail[:, :-1]], dim=1)
+    logprobs = _token_logprobs(logits, ids)  # (rows, width), left aligned
+    aligned = [
+        torch.cat([logprobs.new_zeros(steps - len(c)), logprobs[row, : len(c)]])
+        for row, c in enumerate(completions)
+    ]
+    return torch.stack(aligned)

@@ -284,6 +284,7 @@ def run_tree(
         observations, _ = env.reset(seed=seed)
         frontier.append(_Node(env, observations, seed, (), None))
     groups: list[Group] = []
+    team_reward: dict[int, float] = {}  # id(rollout) -> the joint reward of its step
     round = 0
     while frontier:
         slots = [
@@ -315,6 +316,7 @@ def run_tree(
                 turns = [_turn(round, a, r, c, rewards, infos) for a, (r, c) in picked.items()]
                 team = float(next(iter(rewards.values()))) if rewards else 0.0
                 rollout = JointRollout(turns, agent_rewards(turns, team, individual))
+                team_reward[id(rollout)] = team
                 group.rollouts.append(rollout)
                 if env.agents:
                     next_frontier.append(_Node(env, obs, node.seed, (*node.path, g), rollout))
@@ -325,12 +327,19 @@ def run_tree(
             groups.append(group)
         frontier = next_frontier
         round += 1
+    # Team value of every node, bottom up: what an agent that has left the episode (a
+    # referential speaker after round 1) still earns from the team's later rewards.
+    team_return: dict[int, float] = {}
     for group in reversed(groups):  # children were appended after their parents
         for rollout in group.rollouts:
+            below = rollout.child.rollouts if rollout.child else []
+            n = max(len(below), 1)
+            team_future = sum(team_return[id(c)] for c in below) / n
+            team_return[id(rollout)] = team_reward[id(rollout)] + gamma * team_future
             for agent, reward in rollout.rewards.items():
-                below = rollout.child.rollouts if rollout.child else []
-                future = sum(c.returns[agent] for c in below) / len(below) if below else 0.0
-                rollout.returns[agent] = reward + gamma * future
+                # igrpo: its own later rewards (none once it has left); else the team's
+                own = sum(c.returns.get(agent, 0.0) for c in below) / n
+                rollout.returns[agent] = reward + gamma * (own if individual else team_future)
     return groups
 
 

@@ -278,6 +278,38 @@ def test_tree_mode_branches_g_ways_and_averages_children() -> None:
         assert rollout.returns["a"] == rollout.rewards["a"] + sum(below) / 3
 
 
+def test_tree_mode_pays_an_agent_that_left_the_team_value_of_its_branch() -> None:
+    """The referential speaker acts in round 0 only; its branch is worth its children's
+    mean team reward (igrpo: nothing, it never picks)."""
+    import itertools
+
+    from agents.team import ScriptedPolicy
+    from scenarios.referential_v0 import ReferentialEnv
+
+    picks = itertools.cycle(range(1, 5))  # the listener's siblings pick different numbers
+
+    def answers(agent, observation):
+        return "It is red." if agent == "speaker" else f"Answer: {next(picks)}"
+
+    def tree(individual: bool) -> list:
+        return run_tree(
+            lambda: ReferentialEnv(["speaker", "listener"]),
+            ScriptedPolicy(answers),
+            seeds=[0, 1],
+            branching=4,
+            individual=individual,
+        )
+
+    groups = tree(individual=False)
+    assert [g.round for g in groups] == [0, 0] + [1] * 8
+    roots = groups[:2]
+    for rollout in (r for g in roots for r in g.rollouts):
+        below = [c.returns["listener"] for c in rollout.child.rollouts]
+        assert sorted(below) == [0.0, 0.0, 0.0, 1.0]  # one of the 4 numbers is the target
+        assert rollout.returns == {"speaker": 0.25}
+    assert all(r.returns == {"speaker": 0.0} for g in tree(individual=True)[:2] for r in g.rollouts)
+
+
 def test_cross_mode_scores_each_completion_over_the_product() -> None:
     from agents.backend import Completion
     from marl.rollout import request_seed
@@ -333,3 +365,61 @@ def test_an_agent_that_leaves_early_still_earns_the_final_team_reward() -> None:
     assert [r.returns for r in round1.rollouts] == [{"listener": 1.0}, {"listener": 0.0}]
     alone = groups_from_episodes(eps, gamma=1.0, individual=True)[0]
     assert [r.returns for r in alone.rollouts] == [{"speaker": 0.0}, {"speaker": 0.0}]
+
+
+@pytest.mark.parametrize("kind", ["separate", "separate_full"])
+def test_a_shared_prompt_runs_once_with_the_same_logprobs_and_gradients(kind: str) -> None:
+    from agents.policies import padded_logprobs
+    from agents.team import ActRequest
+
+    policies = make_policies(["a"], kind=kind, seed=5)
+    outs = policies.team.act([ActRequest("a", "Same question", s) for s in range(4)])
+    outs.append(policies.team.act([ActRequest("a", "Another one", 9)])[0])
+    prompts = [o.prompt_token_ids for o in outs]
+    cut = [6, 3, 1, 5, 2]  # completions of unequal lengths (the tiny model never stops)
+    completions = [o.token_ids[:n] for o, n in zip(outs, cut, strict=True)]
+    sampled_logprobs = [o.logprobs[:n] for o, n in zip(outs, cut, strict=True)]
+    assert len(set(map(tuple, prompts))) == 2
+    params = policies.parameters("a")
+    weights = torch.arange(1.0, 6.0)[:, None]
+
+    def loss_and_grads(compute):
+        for p in params:
+            p.grad = None
+        with policies.training("a") as model:
+            logprobs = compute(model)
+            (logprobs * weights).sum().backward()
+        return logprobs.detach(), [p.grad.clone() for p in params]
+
+    steps = max(map(len, completions))
+    mask = torch.tensor([[float(j >= steps - n) for j in range(steps)] for n in cut])
+    shared, shared_grads = loss_and_grads(
+        lambda _: policies.sequence_logprobs("a", prompts, completions)[0]
+    )
+    alone, alone_grads = loss_and_grads(  # every row with its own copy of the prompt
+        lambda model: padded_logprobs(model, prompts, completions, steps, 0) * mask
+    )
+    assert torch.allclose(shared, alone, atol=1e-4)
+    for mine, theirs in zip(shared_grads, alone_grads, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-4, rtol=1e-3)
+    sampled = torch.zeros_like(shared)  # and it reproduces what generation sampled
+    for row, lp in enumerate(sampled_logprobs):
+        sampled[row, steps - len(lp) :] = torch.tensor(lp)
+    assert (shared - sampled).abs().max() < 1e-3
+
+
+def test_micro_batches_keep_a_prompts_completions_together() -> None:
+    from marl.trainers.magrpo import Sample, micro_batches
+
+    def sample(prompt: int, k: int) -> Sample:
+        return Sample("a", [prompt], [k], [0.0], 1.0)
+
+    samples = [sample(1, 0), sample(2, 0), sample(1, 1), sample(3, 0), sample(2, 1), sample(1, 2)]
+    passes = micro_batches(samples, 3)
+    assert [[(s.prompt_ids[0], s.token_ids[0]) for s in p] for p in passes] == [
+        [(1, 0), (1, 1), (1, 2)],
+        [(2, 0), (2, 1), (3, 0)],
+    ]
+    big = micro_batches([sample(1, k) for k in range(5)], 2)  # one prompt over several passes
+    assert [len(p) for p in big] == [2, 2, 1]
+    assert sum(map(len, micro_batches(samples, 1))) == len(samples)

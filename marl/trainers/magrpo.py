@@ -164,6 +164,30 @@ def group_samples(
     return samples, {"flat_group_fraction": flat / max(1, total)}
 
 
+def micro_batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
+    """``samples`` in passes of at most ``size``, completions of one prompt kept together.
+
+    Samples with the same prompt ids (a group's G completions of one turn) share one prompt
+    pass in ``PolicySet.sequence_logprobs``, so a prompt's samples fill a pass before the
+    next prompt starts; a prompt with more than ``size`` samples spans several passes.
+    """
+    by_prompt: dict[tuple[int, ...], list[Sample]] = {}
+    for s in samples:
+        by_prompt.setdefault(tuple(s.prompt_ids), []).append(s)
+    passes: list[list[Sample]] = []
+    current: list[Sample] = []
+    for same in by_prompt.values():
+        if current and len(current) + len(same) > size:
+            passes.append(current)
+            current = []
+        for s in same:
+            if len(current) == size:
+                passes.append(current)
+                current = []
+            current.append(s)
+    return passes + ([current] if current else [])
+
+
 def groups_from_episodes(
     episodes: Sequence[Episode], gamma: float, individual: bool = False
 ) -> list[Group]:
@@ -271,8 +295,7 @@ class MAGRPOTrainer:
         for update in range(c.updates_per_batch):
             optimizer.zero_grad(set_to_none=True)
             with self.policies.training(policy), autocast:
-                for start in range(0, len(active), c.micro_batch):
-                    chunk = active[start : start + c.micro_batch]
+                for chunk in micro_batches(active, c.micro_batch):
                     prompts = [s.prompt_ids for s in chunk]
                     completions = [s.token_ids for s in chunk]
                     logprobs, mask = self.policies.sequence_logprobs(policy, prompts, completions)
