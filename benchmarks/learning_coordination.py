@@ -4,8 +4,9 @@ Trains a recipe (default `configs/magrpo_referential.yaml`: a SmolLM2-135M speak
 listener, a LoRA adapter each) with MAGRPO, and the same recipe with `algorithm: grpo`
 (the first agent alone on the single-agent version of the task), each until it has
 generated ``--tokens`` completion tokens or ``--minutes`` have passed. Both run at once,
-one CPU thread each. Held-out success is measured before training (step 0), every
-``eval_every`` steps and at the end.
+one CPU thread each, or with ``--sequential`` one after the other on two threads (GRPO
+then stops at the tokens MAGRPO generated). Held-out success is measured before training
+(step 0), every ``eval_every`` steps and at the end.
 
     .venv/bin/python benchmarks/learning_coordination.py [--config configs/magrpo_relay.yaml]
         [--tokens 60000] [--minutes 30]
@@ -36,10 +37,11 @@ def train(
     out: str,
     overrides: list[str],
     queue,
+    threads: int = 1,
 ) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from marl.config import load_config
     from marl.train import start_training
 
@@ -83,24 +85,42 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock cap per method")
     parser.add_argument("--out", default=str(ROOT / "runs" / "learning"))
     parser.add_argument("--set", action="append", default=[], help="config override for both")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="MAGRPO first on both cores, then GRPO until it has MAGRPO's tokens",
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=train,
-            args=(args.config, alg, args.tokens, args.minutes, args.out, args.set, queue),
-        )
-        for alg in ("magrpo", "grpo")
-    ]
-    for p in procs:
-        p.start()
     results = {}
-    for _ in procs:
-        alg, folder, used, steps, minutes = queue.get()
-        results[alg] = (Path(folder), used, steps, minutes)
-    for p in procs:
-        p.join()
+    if args.sequential:  # MAGRPO with every core, then GRPO on the tokens MAGRPO used
+        budget = args.tokens
+        for alg in ("magrpo", "grpo"):
+            p = ctx.Process(
+                target=train,
+                args=(args.config, alg, budget, args.minutes, args.out, args.set, queue, 2),
+            )
+            p.start()
+            alg, folder, used, steps, minutes = queue.get()
+            p.join()
+            results[alg] = (Path(folder), used, steps, minutes)
+            budget = min(budget, used)
+    else:
+        procs = [
+            ctx.Process(
+                target=train,
+                args=(args.config, alg, args.tokens, args.minutes, args.out, args.set, queue),
+            )
+            for alg in ("magrpo", "grpo")
+        ]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            alg, folder, used, steps, minutes = queue.get()
+            results[alg] = (Path(folder), used, steps, minutes)
+        for p in procs:
+            p.join()
 
     from analysis.plots import learning_curves, read_metrics
 

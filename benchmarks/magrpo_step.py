@@ -407,6 +407,9 @@ def main() -> None:
         default=1,
         help="torch threads on each side; more than 1 only on a quiet machine (see above)",
     )
+    parser.add_argument(
+        "--micro-batch", type=int, default=None, help="our completions per pass (default: config's)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -424,15 +427,23 @@ def main() -> None:
     total = args.warmup + args.steps
     rows: dict[str, Any] = {}
     with console.status("loading our separate_full team"):
-        rows["ours separate_full"] = OurTrainer(AGENTS, "separate_full", args.tasks_per_step)
+        rows["ours separate_full"] = OurTrainer(
+            AGENTS, "separate_full", args.tasks_per_step, micro_batch=args.micro_batch
+        )
     if not args.no_bf16:
         with console.status("loading our separate_full team with bf16 updates"):
             rows["ours separate_full, bf16 update"] = OurTrainer(
-                AGENTS, "separate_full", args.tasks_per_step, precision="bf16"
+                AGENTS,
+                "separate_full",
+                args.tasks_per_step,
+                precision="bf16",
+                micro_batch=args.micro_batch,
             )
     if not args.no_lora:
         with console.status("loading our separate LoRA team"):
-            rows["ours separate (LoRA)"] = OurTrainer(AGENTS, "separate", args.tasks_per_step)
+            rows["ours separate (LoRA)"] = OurTrainer(
+                AGENTS, "separate", args.tasks_per_step, micro_batch=args.micro_batch
+            )
     ours = rows["ours separate_full"]
     tasks = range(total * args.tasks_per_step)
     setup = {
