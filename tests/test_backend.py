@@ -37,6 +37,32 @@ def test_sampled_completion_does_not_depend_on_batch_companions(tiny_backend) ->
     assert [c.token_ids for c in other_seed] != [c.token_ids for c in batch]
 
 
+def test_a_shared_prompt_is_prefilled_once_with_the_same_samples(tiny_backend) -> None:
+    """G samples of one prompt (a training group) run the prompt once; each sample is what
+    it would be with the prompt run for it alone, and so are its logprobs."""
+    group = [
+        GenerationRequest([{"role": "user", "content": PROMPTS[2]}], "agent_0", SAMPLED, seed)
+        for seed in range(5)
+    ] + requests(SAMPLED)[:2]
+    prefills = []  # batch sizes of the passes that start from an empty cache
+
+    def count(module, args, kwargs):
+        if kwargs.get("logits_to_keep") == 1 and kwargs.get("past_key_values") is None:
+            prefills.append(kwargs["input_ids"].shape[0])
+
+    hook = tiny_backend.model.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        shared = tiny_backend.generate(group)
+    finally:
+        hook.remove()
+    assert prefills == [3]  # the prompt once, plus the two other prompts
+    alone = [tiny_backend.generate([r])[0] for r in group]
+    assert [c.token_ids for c in shared] == [c.token_ids for c in alone]
+    for mine, theirs in zip(shared, alone, strict=True):
+        assert mine.logprobs == pytest.approx(theirs.logprobs, abs=1e-4)
+    assert len({tuple(c.token_ids) for c in shared[:5]}) > 1  # the seeds still differ
+
+
 def test_logprobs_match_a_fresh_forward_pass(tiny_backend) -> None:
     for completion in tiny_backend.generate(requests(SAMPLED)):
         ids = torch.tensor([completion.prompt_token_ids + completion.token_ids])
