@@ -294,8 +294,8 @@ class TrainConfig(_Strict):
         le=1024,
         description="completions per forward/backward pass; gradients add up over the "
         "group, so only memory and speed change. Completions of one prompt share a pass and "
-        "run the prompt once, so G or more is fastest (8 LoRA agents on SmolLM2, G=4: peak "
-        "1.6 GB at 4, 1.4 GB at 2)",
+        "run the prompt once, so G or more is fastest (8 LoRA agents on SmolLM2, G=4: "
+        "peak 1.6 GB at 4)",
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
