@@ -10,7 +10,8 @@ A ``PolicySet`` hands the rollout engine a ``Team`` that acts with the current w
 backend holds the very same model objects, so an optimiser step is seen by the next
 rollout with no copy), and hands the trainer ``sequence_logprobs``: a fresh forward pass
 with gradients over prompt + completion, laid out like the backend's batches (left padded,
-positions from the attention mask) so it reproduces the sampled log-probabilities.
+positions from the attention mask) so it reproduces the sampled log-probabilities; the
+samples of one prompt run that prompt once and share it.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class PolicySet:
                     out.update(zip(rows, logprobs, strict=True))
         mask = torch.zeros((len(prompts), steps))
         for row, completion in enumerate(completions):
-            mask[row, steps - len(completion) :] = 1 if completion else 0
+            mask[row, steps - len(completion) :] = 1  # an empty completion: an empty slice
         return torch.stack([out[row] for row in range(len(prompts))]) * mask, mask
 
     @contextmanager

@@ -207,7 +207,7 @@ class TransformersBackend:
             [r.sampling for r in requests], [r.seed for r in requests], self.device
         )
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        cache = self._shared_prefill(input_ids, attention, requests)
+        cache = self._shared_prefill(prompts, input_ids, attention, adapters.get("adapter_names"))
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -239,7 +239,11 @@ class TransformersBackend:
         return completions
 
     def _shared_prefill(
-        self, input_ids: torch.Tensor, attention: torch.Tensor, requests: list[GenerationRequest]
+        self,
+        prompts: list[list[int]],
+        input_ids: torch.Tensor,
+        attention: torch.Tensor,
+        adapter_names: list[str] | None,
     ):
         """The key/value cache of every row's prompt but its last token, each distinct
         (prompt, adapter) run once; None when no two rows share one.
@@ -249,25 +253,26 @@ class TransformersBackend:
         repeating its cache row for each sample cuts that prefill G-fold. generate() then
         starts from the cache and runs only the last prompt token of every row.
         """
-        keys = [
-            (tuple(row.tolist()), r.adapter) for row, r in zip(input_ids, requests, strict=True)
-        ]
-        first: dict[tuple, int] = {}
-        source = [first.setdefault(key, len(first)) for key in keys]
-        if len(first) == len(keys) or input_ids.shape[1] < 2:
+        names = adapter_names or [None] * len(prompts)
+        slot: dict[tuple, int] = {}  # (prompt, adapter) -> its index among the distinct ones
+        unique: list[int] = []  # a row standing for each distinct one
+        source: list[int] = []  # row -> the distinct one whose cache it takes
+        for row, key in enumerate(zip(map(tuple, prompts), names, strict=True)):
+            if key not in slot:
+                slot[key] = len(unique)
+                unique.append(row)
+            source.append(slot[key])
+        if len(unique) == len(prompts) or input_ids.shape[1] < 2:
             return None
-        unique = [keys.index(key) for key in first]  # a row standing for each distinct key
-        ids, mask = input_ids[unique, :-1], attention[unique, :-1]
-        adapters = {}
-        if any(r.adapter is not None for r in requests):
-            adapters["adapter_names"] = [requests[i].adapter or "__base__" for i in unique]
+        mask = attention[unique, :-1]
+        extra = {"adapter_names": [names[i] for i in unique]} if adapter_names else {}
         cache = self.model(
-            input_ids=ids,
+            input_ids=input_ids[unique, :-1],
             attention_mask=mask,
             position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
             use_cache=True,
             logits_to_keep=1,
-            **adapters,
+            **extra,
         ).past_key_values
         cache.batch_select_indices(torch.tensor(source, device=self.device))
         return cache

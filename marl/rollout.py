@@ -337,9 +337,10 @@ def run_tree(
             team_future = sum(team_return[id(c)] for c in below) / n
             team_return[id(rollout)] = team_reward[id(rollout)] + gamma * team_future
             for agent, reward in rollout.rewards.items():
-                # igrpo: its own later rewards (none once it has left); else the team's
-                own = sum(c.returns.get(agent, 0.0) for c in below) / n
-                rollout.returns[agent] = reward + gamma * (own if individual else team_future)
+                future = team_future
+                if individual:  # igrpo: its own later rewards (none once it has left)
+                    future = sum(c.returns.get(agent, 0.0) for c in below) / n
+                rollout.returns[agent] = reward + gamma * future
     return groups
 
 

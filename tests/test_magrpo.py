@@ -423,3 +423,25 @@ def test_micro_batches_keep_a_prompts_completions_together() -> None:
     big = micro_batches([sample(1, k) for k in range(5)], 2)  # one prompt over several passes
     assert [len(p) for p in big] == [2, 2, 1]
     assert sum(map(len, micro_batches(samples, 1))) == len(samples)
+
+
+def test_one_prompt_under_two_adapters_is_not_shared_between_them() -> None:
+    """Generation shares a prompt's prefill only within one adapter: each agent's samples
+    of the very same prompt keep its own weights' logprobs."""
+    from agents.team import ActRequest
+
+    agents = [LLMAgent(a, "solver", "You are a solver.", "tiny-random", SAMPLING) for a in "ab"]
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    policies = PolicySet(agents, "separate", lora=lora, seed=1)
+    with torch.no_grad():
+        for p in policies.parameters("b"):
+            p.add_(torch.randn_like(p) * 0.5)  # b's adapter far from a's
+    outs = policies.team.act([ActRequest(a, "Same", s) for a in "ab" for s in range(3)])
+    assert len({tuple(o.prompt_token_ids) for o in outs}) == 1
+    for agent, rows in (("a", outs[:3]), ("b", outs[3:])):
+        with torch.no_grad(), policies.training(agent):
+            logprobs, _ = policies.sequence_logprobs(
+                agent, [o.prompt_token_ids for o in rows], [o.token_ids for o in rows]
+            )
+        sampled = torch.tensor([o.logprobs for o in rows])
+        assert (logprobs - sampled).abs().max() < 1e-3
