@@ -12,10 +12,17 @@ rollout with no copy), and hands the trainer ``sequence_logprobs``: a fresh forw
 with gradients over prompt + completion, laid out like the backend's batches (left padded,
 positions from the attention mask) so it reproduces the sampled log-probabilities; the
 samples of one prompt run that prompt once and share it.
+
+Training in bfloat16 (``training(policy, "bf16")``) runs the passes through a bfloat16 twin
+of the model: the policy's fp32 weights are copied into it before the passes, and each of
+its gradients is added, in fp32, to the fp32 weight's ``.grad`` as soon as backward makes
+it. The optimiser, its states and generation keep the fp32 weights (the "master weights"
+of mixed-precision training); the twin costs half a model's memory.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
@@ -26,6 +33,7 @@ from agents.team import LLMAgent, Team
 from agents.transformers_backend import TransformersBackend, load_causal_lm
 
 POLICY_KINDS = ("separate", "separate_full", "shared")
+PRECISIONS = ("fp32", "bf16")
 SHARED = "shared"
 
 
@@ -55,6 +63,8 @@ class PolicySet:
         self.base_models = {a.id: a.model for a in agents}  # agent id -> model name it starts from
         self.models: dict[str, torch.nn.Module] = {}  # policy name -> the module holding it
         self.reference_models: dict[str, torch.nn.Module] = {}
+        self._twins: dict[int, torch.nn.Module] = {}  # id(fp32 module) -> its bfloat16 twin
+        self._running: dict[str, torch.nn.Module] = {}  # policy -> module inside training()
         if kind == "separate_full":
             backends = {}
             acting = []
@@ -93,16 +103,57 @@ class PolicySet:
         return [p for _, p in self._named_trainable(policy)]
 
     @contextmanager
-    def training(self, policy: str) -> Iterator[torch.nn.Module]:
-        """The module to run ``policy`` through, in train mode with its weights active."""
+    def training(self, policy: str, precision: str = "fp32") -> Iterator[torch.nn.Module]:
+        """The module to run ``policy`` through, in train mode with its weights active;
+        ``sequence_logprobs`` of ``policy`` runs through it until the block ends.
+
+        ``precision="bf16"``: a bfloat16 twin holding the policy's current weights, whose
+        gradients land, in fp32, on the fp32 weights (see the module docstring).
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
         model = self.models[policy]
+        if precision == "bf16":
+            model = self._twin(model)
+            twin_params = dict(model.named_parameters())
+            with torch.no_grad():
+                for name, p in self._named_trainable(policy):
+                    twin_params[name].copy_(p)  # this step's weights, rounded to bfloat16
         if self.kind != "separate_full":
             model.set_adapter(adapter_name(policy))  # peft: only it runs and takes gradients
         model.train()
+        self._running[policy] = model
         try:
             yield model
         finally:
+            del self._running[policy]
             model.eval()
+
+    def _twin(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model``'s bfloat16 copy, made once; each trainable tensor's gradient is moved
+        onto the fp32 original's ``.grad`` (added in fp32) right after backward makes it."""
+        if id(model) in self._twins:
+            return self._twins[id(model)]
+        twin = copy.deepcopy(model).to(torch.bfloat16)
+        originals = dict(model.named_parameters())
+
+        def hand_over(original: torch.nn.Parameter):
+            def hook(copy_: torch.Tensor) -> None:
+                grad = copy_.grad.float()
+                original.grad = grad if original.grad is None else original.grad.add_(grad)
+                copy_.grad = None
+
+            return hook
+
+        for name, p in twin.named_parameters():
+            if self.kind == "separate_full" or "lora_" in name:
+                trainable = p.requires_grad  # peft freezes the adapters that are not active
+                p.requires_grad_(True).register_post_accumulate_grad_hook(
+                    hand_over(originals[name])
+                )
+                p.requires_grad_(trainable)
+        self._twins[id(model)] = twin
+        return twin
 
     def sequence_logprobs(
         self,
@@ -159,7 +210,7 @@ class PolicySet:
             with self._reference(policy) as model:
                 yield model
         else:
-            yield self.models[policy]
+            yield self._running.get(policy, self.models[policy])
 
     @contextmanager
     def _reference(self, policy: str) -> Iterator[torch.nn.Module]:

@@ -12,7 +12,8 @@ goes through a backward pass on both sides. Rows:
 | ------ | ----------------------------------------- | ------------------------------------- |
 | comlrl | full weights per agent (its only setting) | `MAGRPOTrainer.train()` in a worker   |
 | ours   | `separate_full`: full weights per agent   | `run_episodes` + `MAGRPOTrainer.step` |
-| ours   | `separate_full`, `precision: bf16`        | the update under bfloat16 autocast    |
+| comlrl | the same, weights loaded in bfloat16      | with ``--comlrl-bf16``: pure bf16     |
+| ours   | `separate_full`, `precision: bf16`        | update passes through a bf16 copy     |
 | ours   | `separate`: a LoRA adapter per agent      | the same                              |
 
 A step is ``--tasks-per-step`` prompts (default 2: the reference's default
@@ -317,6 +318,7 @@ def comlrl_worker(threads: int) -> None:
             formatters=[lambda item, i=i: item["texts"][i] for i in range(AGENTS)],
             train_dataset=[],
             args=args,
+            model_config={"torch_dtype": setup["dtype"]} if setup.get("dtype") else None,
         )
         trainer.verbose = False  # no progress bars
         import comlrl
@@ -402,6 +404,12 @@ def main() -> None:
         "--no-bf16", action="store_true", help="skip our row with `train.precision: bf16`"
     )
     parser.add_argument(
+        "--comlrl-bf16",
+        action="store_true",
+        help="also time comlrl with its weights loaded in bfloat16 (the like-for-like "
+        "reference for our bf16 row; it then also steps AdamW in bfloat16)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -461,7 +469,13 @@ def main() -> None:
         try:
             with console.status("starting the comlrl worker (imports, model load)"):
                 reference = ComlrlProcess(args.comlrl_python, setup, args.threads)
-            rows = {"comlrl MAGRPOTrainer": reference, **rows}
+            references = {"comlrl MAGRPOTrainer": reference}
+            if args.comlrl_bf16:
+                with console.status("starting the comlrl worker with bfloat16 weights"):
+                    references["comlrl MAGRPOTrainer, bf16 weights"] = ComlrlProcess(
+                        args.comlrl_python, {**setup, "dtype": "bfloat16"}, args.threads
+                    )
+            rows = {**references, **rows}
         except (RuntimeError, OSError) as err:
             reference_problem = str(err)
 
@@ -484,7 +498,11 @@ def main() -> None:
         f"SmolLM2-135M-Instruct, CPU ({args.threads} threads)"
     )
     table.add_column("side", no_wrap=True)
-    for column in ("s/prompt", "min-max", "rollout", "update", "tokens/prompt", "vs comlrl"):
+    columns = ["s/prompt", "min-max", "rollout", "update", "tokens/prompt", "vs comlrl"]
+    bf16_reference = "comlrl MAGRPOTrainer, bf16 weights"
+    if args.comlrl_bf16:
+        columns.append("vs comlrl bf16")
+    for column in columns:
         table.add_column(column, justify="right")
     per_prompt = {
         name: [r["seconds"] / args.tasks_per_step for r in runs[args.warmup :]]
@@ -493,6 +511,7 @@ def main() -> None:
     }
     reference_seconds = per_prompt.get("comlrl MAGRPOTrainer")
     base = statistics.median(reference_seconds) if reference_seconds else None
+    base16 = statistics.median(per_prompt[bf16_reference]) if bf16_reference in per_prompt else None
     for name, seconds in per_prompt.items():
         timed = results[name][args.warmup :]
         median = statistics.median(seconds)
@@ -505,6 +524,7 @@ def main() -> None:
             f"{median - rollout:.2f}",
             f"{sum(r['tokens'] for r in timed) / prompts:.0f}",
             f"{base / median:.2f}x" if base else "-",
+            *([f"{base16 / median:.2f}x" if base16 else "-"] if args.comlrl_bf16 else []),
         )
     notes = [
         "seconds per training prompt: median and range over the timed steps; rollout and "
@@ -515,13 +535,14 @@ def main() -> None:
     ]
     flat = max(r.get("flat_groups", 0.0) for runs in results.values() for r in runs)
     notes.append(f"share of flat groups (no update) on our side: {flat:.2f}")
-    if "comlrl MAGRPOTrainer" in per_prompt:
-        info = rows["comlrl MAGRPOTrainer"].info
-        notes.append(
-            f"comlrl {info['comlrl']}, torch {info['torch']}, transformers "
-            f"{info['transformers']}, {info['dtype']}; same prompt ids: {info['same_prompts']}"
-        )
-        rows["comlrl MAGRPOTrainer"].close()
+    for name, side in rows.items():
+        if isinstance(side, ComlrlProcess) and name in per_prompt:
+            info = side.info
+            notes.append(
+                f"{name}: comlrl {info['comlrl']}, torch {info['torch']}, transformers "
+                f"{info['transformers']}, {info['dtype']}; same prompt ids: {info['same_prompts']}"
+            )
+            side.close()
     if reference_problem:
         notes.append(f"[bold red]comlrl not measured:[/] {reference_problem}")
     table.caption = "\n".join(notes)

@@ -299,8 +299,9 @@ class TrainConfig(_Strict):
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
-        description="bf16: the update's forward and backward under bfloat16 autocast "
-        "(weights and optimiser states stay fp32); generation is unchanged",
+        description="bf16: the update's forward and backward passes run through a bfloat16 "
+        "copy of the weights (half a model more memory); gradients add up in fp32 on the "
+        "fp32 weights, which the optimiser steps and generation uses",
     )
     updates_per_batch: int = Field(
         1, ge=1, le=16, description="optimiser passes over one batch; >1 turns on ratio clipping"

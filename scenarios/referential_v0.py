@@ -41,7 +41,8 @@ metric `chance`.
 
 ### Observations
 
-Speaker: the round, the team, the numbered candidates with the target marked, who reads
+Speaker: the round, the team, (with `name_target`, the sentence "The target is the
+<name>."), the numbered candidates with the target marked, who reads
 its message, and the request to describe the target by name. Listener: the round, the
 speaker's id, its own numbered candidates, every message received so far (round, sender,
 content), and the request to pick, finishing with `Answer: <number>`. Characters outside
@@ -87,6 +88,8 @@ seed draws the next game from the same stream. Option keys passed to `reset` are
 
 * v0: initial release. Deliberately left out: speaker turns after round 1 (no
   clarification dialogue) and pictures; text objects keep the game checkable.
+* v0, option `name_target` (default off, so every earlier game is unchanged): the
+  speaker's prompt also names the target in a sentence.
 """
 
 from __future__ import annotations
@@ -155,6 +158,12 @@ class ReferentialOptions(BaseModel):
         ge=20,
         le=MAX_ACTION_CHARS,
         description="Characters of a completion (its beginning) sent as a message.",
+    )
+    name_target: bool = Field(
+        False,
+        description="The speaker's prompt also names the target in a sentence above the "
+        "list ('The target is the red heart.'), not only by the mark: SmolLM2-135M reads "
+        "the mark so rarely that its messages name the target 5 times in 96.",
     )
 
 
@@ -261,6 +270,7 @@ class ReferentialEnv(TextTeamEnv):
         distractors: Literal["random", "similar"] = "random",
         speaker: str | None = None,
         message_chars: int = 200,
+        name_target: bool = False,
         render_mode: str | None = None,
     ):
         self.options = ReferentialOptions(
@@ -270,6 +280,7 @@ class ReferentialEnv(TextTeamEnv):
             distractors=distractors,
             speaker=speaker,
             message_chars=message_chars,
+            name_target=name_target,
         )
         self._init_team(
             agent_ids, graph, render_mode, self.options.message_chars, "the referential game"
@@ -450,12 +461,14 @@ class ReferentialEnv(TextTeamEnv):
             f"{k}. {name}{MARK if name == self.target else ''}"
             for k, name in enumerate(self._speaker_order, 1)
         ]
+        named = [f"The target is the {self.target}."] if self.options.name_target else []
         if self.alone:
             return self._observe(
                 "\n".join(
                     [
                         self._header(),
                         f"You are {self.speaker}, playing alone.",
+                        *named,
                         "Candidates:",
                         *listed,
                         "Write a description of the target. Next round you will see these "
@@ -469,6 +482,7 @@ class ReferentialEnv(TextTeamEnv):
         lines = [
             self._header(),
             f"You are {self.speaker}, the speaker; the listeners are {', '.join(self.listeners)}.",
+            *named,
             "Candidates (only you know which one is the target):",
             *listed,
             "The listeners see the same candidates in another order, without the mark, and "

@@ -111,7 +111,7 @@ def test_sampler_filters() -> None:
         logits, one, torch.full((2,), 1e-3), torch.zeros(2, dtype=torch.long), uniform
     )
     assert nucleus.tolist() == [1, 0]
-    # no filter and a draw of 1 lands on the least likely token
+    # no filter: sampled in vocabulary order, a draw of 1 lands on the last token
     free = sample_tokens(
         logits, one, one, torch.zeros(2, dtype=torch.long), torch.tensor([1.0, 1.0])
     )
@@ -132,3 +132,22 @@ def test_sampler_candidate_shortcut_agrees_with_full_sort() -> None:
         fast = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=64)
         full = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=vocab)
         assert torch.equal(fast, full)
+
+
+def test_sampler_without_cut_follows_the_distribution() -> None:
+    """No top-k and top-p 1 take the unsorted path: a uniform grid of draws must land on
+    each token as often as its probability says, at every temperature."""
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0, 0.0]])
+    draws = 20_000
+    uniform = (torch.arange(draws) + 0.5) / draws
+    for temperature in (0.5, 1.0, 2.0):
+        tokens = sample_tokens(
+            logits.expand(draws, -1),
+            torch.full((draws,), temperature),
+            torch.ones(draws),
+            torch.zeros(draws, dtype=torch.long),
+            uniform,
+        )
+        freq = torch.bincount(tokens, minlength=5).float() / draws
+        expected = torch.softmax(logits[0] / temperature, dim=-1)
+        assert torch.allclose(freq, expected, atol=1e-3), (temperature, freq, expected)

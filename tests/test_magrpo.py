@@ -211,28 +211,62 @@ def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
                 assert torch.equal(p, frozen[name]), f"frozen base weight {name} changed"
 
 
-def test_bf16_update_matches_fp32_and_keeps_fp32_weights() -> None:
+@pytest.mark.parametrize("kind", ["separate", "separate_full"])
+def test_bf16_update_matches_fp32_and_keeps_fp32_weights(kind) -> None:
+    """bf16 runs the passes through a bfloat16 copy: the gradient is fp32's up to rounding,
+    and the fp32 weights the optimiser steps and generation uses stay fp32."""
     import tests.toy_scenario  # noqa: F401  registers toy_length_v0
     from marl.rollout import run_episodes
     from scenarios import make_env
 
-    stats = {}
+    stats, moved = {}, {}
     for precision in ("fp32", "bf16"):
-        policies = make_policies(["a", "b"], kind="separate")
+        policies = make_policies(["a", "b"], kind=kind)
         eps = run_episodes(
             lambda: make_env("toy_length_v0", ["a", "b"]),
             policies.team,
             [s for s in (0, 1) for _ in range(4)],
             samples=list(range(8)),
         )
-        config = TrainConfig(group_size=4, lr=0.01, precision=precision)
+        before = policies.state_dict()
+        config = TrainConfig(group_size=4, lr=1e-3, precision=precision)
         stats[precision] = MAGRPOTrainer(policies, config).step(groups_from_episodes(eps, 1.0))
-        assert all(p.dtype == torch.float32 for p in policies.parameters("a"))
+        after = policies.state_dict()
+        assert all(t.dtype == torch.float32 for t in after.values())
+        moved[precision] = torch.cat([(after[k] - before[k]).flatten() for k in after])
+        if precision == "bf16":  # generation's backends hold the fp32 modules, stepped
+            for backend in policies.team.backends.values():
+                assert {p.dtype for p in backend.model.parameters()} == {torch.float32}
+            assert len(policies._twins) == (1 if kind == "separate" else 2)  # one per module
     for policy in ("a", "b"):
         fp32, bf16 = stats["fp32"][f"{policy}/grad_norm"], stats["bf16"][f"{policy}/grad_norm"]
         assert fp32 > 0.0
         assert bf16 == pytest.approx(fp32, rel=0.05)
-        assert bf16 != fp32  # bfloat16 rounding shows: autocast was on
+        assert bf16 != fp32  # bfloat16 rounding shows: the passes ran in bfloat16
+    # the same update direction: Adam's steps agree in sign almost everywhere
+    cosine = torch.nn.functional.cosine_similarity(moved["fp32"], moved["bf16"], dim=0)
+    assert cosine > 0.9, cosine
+
+
+def test_bf16_twin_gradient_accumulates_in_fp32() -> None:
+    """Two backward passes through the twin add up on the fp32 weight's .grad exactly as
+    one pass over both losses would, and leave no gradient on the twin."""
+    policies = make_policies(["a"], kind="separate_full")
+    prompt, completions = [3, 4, 5], [[6, 7], [8]]
+    with policies.training("a", "bf16") as twin:
+        for completion in completions:
+            logprobs, _ = policies.sequence_logprobs("a", [prompt], [completion])
+            logprobs.sum().backward()
+        assert all(p.grad is None for p in twin.parameters())
+    separate = {n: p.grad.clone() for n, p in policies.models["a"].named_parameters()}
+    policies.models["a"].zero_grad(set_to_none=True)
+    with policies.training("a", "bf16"):
+        logprobs, _ = policies.sequence_logprobs("a", [prompt, prompt], completions)
+        logprobs.sum().backward()
+    for name, p in policies.models["a"].named_parameters():
+        assert p.grad.dtype == torch.float32
+        error = (p.grad - separate[name]).norm() / separate[name].norm()
+        assert error < 0.02, (name, error)  # bfloat16 rounding of two batch layouts
 
 
 # ------------------------------------------------------------------ group modes

@@ -128,6 +128,21 @@ def test_speaker_sees_the_target_marked_and_listeners_see_their_own_unmarked_ord
     assert orders_differ
 
 
+@pytest.mark.parametrize("team", [TEAM, ["solo"]])
+def test_name_target_tells_only_the_speaker_the_name(team):
+    """With `name_target` the speaker's prompt (alone or in a team) names the target in a
+    sentence; the listeners' views never do, and the game draws the same objects."""
+    plain, named = ReferentialEnv(team), ReferentialEnv(team, name_target=True)
+    for seed in range(5):
+        before = plain.reset(seed=seed)[0][team[0]]
+        after = named.reset(seed=seed)[0][team[0]]
+        sentence = f"The target is the {named.target}.\n"
+        assert named.target == plain.target and sentence in after and sentence not in before
+        assert after.replace(sentence, "") == before
+        views = named.step({team[0]: "hello"})[0]
+        assert all("The target is" not in view for view in views.values())
+
+
 def test_listeners_relay_along_a_chain_and_never_back_to_the_speaker():
     chain = build_graph(["s", "a", "b"], "chain")
     chain.add_edge("a", "s")

@@ -288,13 +288,11 @@ class MAGRPOTrainer:
         clip = c.clip_eps if c.updates_per_batch > 1 else None
         active_tokens = sum(len(s.token_ids) for s in active)
         params = self.policies.parameters(policy)
-        # bf16: the forward and backward passes in bfloat16 where it is safe (matmuls), the
-        # weights, gradients and optimiser states stay fp32, as TRL's bf16=True does
-        device = params[0].device.type
-        autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=c.precision == "bf16")
         for update in range(c.updates_per_batch):
             optimizer.zero_grad(set_to_none=True)
-            with self.policies.training(policy), autocast:
+            # bf16: the passes run through a bfloat16 copy; gradients, the optimiser and
+            # generation stay on the fp32 weights
+            with self.policies.training(policy, c.precision):
                 for chunk in micro_batches(active, c.micro_batch):
                     prompts = [s.prompt_ids for s in chunk]
                     completions = [s.token_ids for s in chunk]
