@@ -22,9 +22,12 @@ up, training seeds stay below; a scenario with a ``split`` option also gets
 
 from __future__ import annotations
 
+import _thread
 import json
 import shutil
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,7 +73,13 @@ class StopOnSignal:
     """``with StopOnSignal() as stop:``: the first SIGINT or SIGTERM sets ``stop.signum``
     (pass ``stop.requested`` to ``Training.run``, which finishes its step, checkpoints and
     returns); a second one raises ``KeyboardInterrupt`` at once, which is safe too: files are
-    appended whole or renamed into place. The previous handlers come back on exit."""
+    appended whole or renamed into place. The previous handlers come back on exit.
+
+    Python swallows an exception raised inside a finalizer (a ``__del__`` or a weakref
+    callback the garbage collector happens to be running when the signal lands; torch has
+    some), so an abort raised there would be lost and the run would go on. Such a swallowed
+    ``KeyboardInterrupt`` reaches ``sys.unraisablehook``; ours marks the signal pending again,
+    so the handler raises it again once the finalizer has returned."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -78,6 +87,8 @@ class StopOnSignal:
         self.on_first = on_first
         self.signum: int | None = None  # the last signal received
         self._previous: dict[int, Any] = {}
+        self._previous_hook: Callable[[Any], Any] | None = None
+        self._again: threading.Timer | None = None  # an abort swallowed, being sent again
 
     def requested(self) -> bool:
         return self.signum is not None
@@ -85,11 +96,16 @@ class StopOnSignal:
     def __enter__(self) -> StopOnSignal:
         for signum in self.SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        if sys.unraisablehook == self._unraisable:
+            sys.unraisablehook = self._previous_hook
+        if self._again is not None:
+            self._again.cancel()  # the abort has landed, or the caller is done anyway
 
     def _handle(self, signum: int, frame: object) -> None:
         first = self.signum is None
@@ -98,6 +114,15 @@ class StopOnSignal:
             raise KeyboardInterrupt
         if self.on_first:
             self.on_first(signum)
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if unraisable.exc_type is KeyboardInterrupt and self.signum is not None:
+            # from another thread a moment later, so the handler runs in the main thread
+            # after the finalizer (from here it would run in the hook, swallowed again)
+            self._again = threading.Timer(0.05, _thread.interrupt_main, (self.signum,))
+            self._again.start()
+            return
+        self._previous_hook(unraisable)  # anything else is printed as usual
 
 
 class Training:

@@ -22,6 +22,7 @@ from marl.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
 from marl.cli import main
 from marl.codec import TranscriptWriter
 from marl.runlock import LOCK, Holder
+from marl.train import StopOnSignal
 from tests.toy_scenario import toy_config  # registers toy_length_v0 too
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +191,26 @@ def test_a_second_sigint_aborts_at_once_and_leaves_a_resumable_run(tmp_path: Pat
     assert 2 not in [line["step"] for line in metrics(run)]  # it did not finish step 2
     saved = checkpoints(run / "checkpoints")
     assert_resumable(run, int(saved[-1].name.removeprefix("step-")))
+
+
+def test_a_second_signal_landing_inside_a_finalizer_still_aborts() -> None:
+    """Python swallows an exception raised in ``__del__``; the abort must not be lost there."""
+
+    class SignalledWhileFinalized:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside __del__
+
+    hook, handler = sys.unraisablehook, signal.getsignal(signal.SIGINT)
+    with StopOnSignal() as stop:
+        signal.raise_signal(signal.SIGINT)  # first: a polite stop
+        assert stop.requested()
+        with pytest.raises(KeyboardInterrupt):
+            obj = SignalledWhileFinalized()
+            del obj
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the abort lands here, outside the finalizer
+                pass
+    assert sys.unraisablehook is hook and signal.getsignal(signal.SIGINT) is handler
 
 
 # ---------------------------------------------------------------- a full disk
