@@ -205,6 +205,7 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
     write (a full disk) stops the run with exit 1, earlier checkpoints intact."""
     import signal
 
+    from agents.policies import precision_warning
     from marl.ray_workers import WorkerLost
     from marl.runlock import RunFolderInUse, RunLock
     from marl.runs import RunFolder, WriteError, writing
@@ -248,7 +249,8 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
                         training, notes = resume_training(folder.path)
                     else:
                         training, notes = start_training(config, folder), []
-                for note in notes:
+                slow = precision_warning(training.tc.precision)
+                for note in [*notes, *([slow] if slow else [])]:
                     console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
                 _train_steps(training, progress, stop.requested)
         except RunFolderInUse as err:

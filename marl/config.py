@@ -301,7 +301,9 @@ class TrainConfig(_Strict):
         "fp32",
         description="bf16: the update's forward and backward passes run through a bfloat16 "
         "copy of the weights (half a model more memory); gradients add up in fp32 on the "
-        "fp32 weights, which the optimiser steps and generation uses",
+        "fp32 weights, which the optimiser steps and generation uses. Needs a CPU with "
+        "bfloat16 instructions (AVX512-BF16 or AMX): elsewhere torch emulates them and the "
+        "update is ~10x slower (`marl train` says so)",
     )
     updates_per_batch: int = Field(
         1, ge=1, le=16, description="optimiser passes over one batch; >1 turns on ratio clipping"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents.backend import Sampling
-from agents.policies import PolicySet
+from agents.policies import PolicySet, precision_warning
 from agents.team import LLMAgent
 from marl.config import TrainConfig
 from marl.rollout import Episode, Turn, run_cross, run_tree
@@ -267,6 +267,20 @@ def test_bf16_twin_gradient_accumulates_in_fp32() -> None:
         assert p.grad.dtype == torch.float32
         error = (p.grad - separate[name]).norm() / separate[name].norm()
         assert error < 0.02, (name, error)  # bfloat16 rounding of two batch layouts
+
+
+@pytest.mark.parametrize("has_bf16", [True, False], ids=["bf16-cpu", "avx2-cpu"])
+def test_bf16_on_a_cpu_without_bfloat16_instructions_is_flagged(monkeypatch, has_bf16) -> None:
+    """torch emulates bfloat16 on such a CPU (13x slower updates measured): say so."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: has_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert precision_warning("fp32") is None
+    warning = precision_warning("bf16")
+    if has_bf16:
+        assert warning is None
+    else:
+        assert "without bfloat16 instructions" in warning
+        assert "set train.precision: fp32" in warning
 
 
 # ------------------------------------------------------------------ group modes
