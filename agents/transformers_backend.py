@@ -72,8 +72,9 @@ def sample_tokens(
     Per row: temperature (0 = greedy), then keep the ``top_k`` most likely tokens (0 = all),
     then the smallest most-likely prefix whose mass reaches ``top_p``; sample from what is left.
     A row that keeps everything (no top-k, top-p 1) is sampled over the vocabulary in its own
-    order, with no sort. Otherwise only the ``candidates`` most likely tokens are sorted; a
-    row whose kept set could reach past them is sampled over the full sort.
+    order, with no sort. Otherwise only the ``candidates`` most likely tokens are sorted (the
+    largest top_k, when every row has one); a row whose kept set could reach past them is
+    sampled over the full sort.
     """
     scaled = logits.float() / temperature.clamp_min(1e-6)[:, None]
     probs = torch.softmax(scaled, dim=-1)  # (batch, vocab)
@@ -88,7 +89,10 @@ def sample_tokens(
         sampled[rest] = _sample_truncated(
             probs[rest], top_p[rest], top_k[rest], uniform[rest], candidates
         )
-    return torch.where(temperature == 0, torch.argmax(logits, dim=-1), sampled)
+    greedy = temperature == 0
+    if greedy.any():  # an argmax over the vocabulary only when some row needs it
+        sampled = torch.where(greedy, torch.argmax(logits, dim=-1), sampled)
+    return sampled
 
 
 def _sample_truncated(
@@ -100,6 +104,8 @@ def _sample_truncated(
 ) -> torch.Tensor:
     """``sample_tokens`` for rows with a top-k or top-p cut: over the most likely first."""
     k = min(candidates, probs.shape[-1])
+    if bool((top_k > 0).all()):  # every row keeps at most its top_k: sort no more than that
+        k = min(k, int(top_k.max()))
     top, order = torch.topk(probs, k, dim=-1)  # (batch, k), most likely first
     rank = torch.arange(k, device=probs.device)[None, :]
     mass = torch.cumsum(top, dim=-1)

@@ -132,6 +132,11 @@ def test_sampler_candidate_shortcut_agrees_with_full_sort() -> None:
         fast = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=64)
         full = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=vocab)
         assert torch.equal(fast, full)
+        # every row with a top-k (the reference's top_k=50): only max(top_k) are sorted
+        top_k = top_k.clamp_min(1)
+        fast = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=64)
+        full = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=vocab)
+        assert torch.equal(fast, full)
 
 
 def test_sampler_without_cut_follows_the_distribution() -> None:
