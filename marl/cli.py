@@ -249,8 +249,9 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
                         training, notes = resume_training(folder.path)
                     else:
                         training, notes = start_training(config, folder), []
-                slow = precision_warning(training.tc.precision)
-                for note in [*notes, *([slow] if slow else [])]:
+                if warning := precision_warning(training.tc.precision):
+                    notes.append(warning)
+                for note in notes:
                     console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
                 _train_steps(training, progress, stop.requested)
         except RunFolderInUse as err:

@@ -129,14 +129,11 @@ def test_sampler_candidate_shortcut_agrees_with_full_sort() -> None:
         top_k = torch.randint(0, 80, (batch,), generator=gen)
         top_k[1] = 0
         uniform = torch.rand(batch, generator=gen)
-        fast = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=64)
-        full = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=vocab)
-        assert torch.equal(fast, full)
-        # every row with a top-k (the reference's top_k=50): only max(top_k) are sorted
-        top_k = top_k.clamp_min(1)
-        fast = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=64)
-        full = sample_tokens(logits, temperature, top_p, top_k, uniform, candidates=vocab)
-        assert torch.equal(fast, full)
+        # then every row with a top-k (the reference's top_k=50): max(top_k) are sorted
+        for cut in (top_k, top_k.clamp_min(1)):
+            fast = sample_tokens(logits, temperature, top_p, cut, uniform, candidates=64)
+            full = sample_tokens(logits, temperature, top_p, cut, uniform, candidates=vocab)
+            assert torch.equal(fast, full)
 
 
 def test_sampler_without_cut_follows_the_distribution() -> None:
