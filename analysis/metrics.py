@@ -1,7 +1,7 @@
 """Collaboration metrics: pure functions over transcript records and metrics lines.
 
 Every function takes what a run folder holds (episode records from ``transcripts.msgpack``,
-read with ``marl.codec.TranscriptReader``; lines of ``metrics.jsonl``) and returns a small
+read with ``marl.core.codec.TranscriptReader``; lines of ``metrics.jsonl``) and returns a small
 frozen dataclass with ``to_dict()`` or a plain dict, all JSON-serialisable. Nothing here
 reads files or changes a run.
 

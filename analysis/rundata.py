@@ -1,6 +1,6 @@
 """Loading a run folder for analysis: everything in it, read-only, and what could not be read.
 
-A run folder (``marl.runs``) comes from one of three commands:
+A run folder (``marl.core.runs``) comes from one of three commands:
 
 | kind       | written by      | episodes from                          | phases                 |
 | ---------- | --------------- | -------------------------------------- | ---------------------- |
@@ -31,8 +31,8 @@ from typing import Any, Literal
 import networkx as nx
 import yaml
 
-from marl.codec import TranscriptReader
-from marl.runs import RunFolder
+from marl.core.codec import TranscriptReader
+from marl.core.runs import RunFolder
 
 RunKind = Literal["simulate", "eval", "train"]
 TRAIN_TRANSCRIPTS = "transcripts"  # folder of step-NNNNNN.msgpack files in a training run
@@ -128,7 +128,7 @@ class RunData:
         file has gone since the run).
         """
         from marl.config import GraphConfig
-        from marl.graph import GraphError, build_graph_from_config
+        from marl.core.graph import GraphError, build_graph_from_config
 
         try:
             spec = GraphConfig.model_validate(self.config["graph"])

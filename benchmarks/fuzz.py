@@ -46,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("codec", "config")
-INSTRUMENTED = {"codec": ["marl.codec", "marl.bus"], "config": ["yaml", "marl"]}
+INSTRUMENTED = {"codec": ["marl.core.codec", "marl.core.bus"], "config": ["yaml", "marl"]}
 MAX_LEN = {"codec": 4096, "config": 8192}
 KEEP_PER_SIGNATURE = 3
 
@@ -55,8 +55,8 @@ KEEP_PER_SIGNATURE = 3
 
 
 def codec_target(scratch: Path) -> tuple[Callable[[bytes], None], list[bytes]]:
-    from marl.bus import Message
-    from marl.codec import (
+    from marl.core.bus import Message
+    from marl.core.codec import (
         CodecError,
         Limits,
         TranscriptReader,

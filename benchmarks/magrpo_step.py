@@ -119,8 +119,8 @@ def make_prompt_env(ids: list[str]):
     from gymnasium.spaces import Text
     from pettingzoo import ParallelEnv
 
-    from marl.bus import MessageBus
-    from marl.graph import build_graph
+    from marl.core.bus import MessageBus
+    from marl.core.graph import build_graph
 
     class PromptEnv(ParallelEnv):
         metadata: ClassVar[dict] = {

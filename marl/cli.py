@@ -206,9 +206,9 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
     import signal
 
     from agents.policies import precision_warning
+    from marl.core.runlock import RunFolderInUse, RunLock
+    from marl.core.runs import RunFolder, WriteError, writing
     from marl.ray_workers import WorkerLost
-    from marl.runlock import RunFolderInUse, RunLock
-    from marl.runs import RunFolder, WriteError, writing
     from marl.train import StopOnSignal, resume_training, start_training
 
     if resume and not (Path(resume) / "config.yaml").is_file():

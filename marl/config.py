@@ -51,7 +51,7 @@ from pydantic import (
 from agents.backend import Sampling
 from agents.models import KNOWN_MODELS, is_known_model
 from agents.vllm_backend import VLLM_INSTALL_HINT, vllm_available
-from marl.graph import PRESETS, RANDOM_KINDS, GraphError, build_graph_from_config
+from marl.core.graph import PRESETS, RANDOM_KINDS, GraphError, build_graph_from_config
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {id}, a careful {role} on a team. Think step by step, briefly, "
@@ -109,7 +109,7 @@ class TeamConfig(_Strict):
 
 
 class RandomGraphConfig(_Strict):
-    """A seeded random graph over the team (both directions of every edge); see marl.graph."""
+    """A seeded random graph over the team (both directions of every edge); see marl.core.graph."""
 
     kind: Literal[RANDOM_KINDS] = Field(description="gnp or watts_strogatz")  # type: ignore[valid-type]
     p: float = Field(

@@ -45,7 +45,7 @@ from pettingzoo import ParallelEnv
 
 from agents.team import MutedAgents, Policy
 from marl.config import ConfigError, RunConfig
-from marl.runs import RunFolder
+from marl.core.runs import RunFolder
 from marl.simulate import env_factory, play, record_phase
 
 TEST_SEED_OFFSET = 1_000_000

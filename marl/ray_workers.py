@@ -14,7 +14,7 @@
 One training step: the step's tasks are split into contiguous shares, one per worker;
 each worker plays its share with ``marl.train.collect_groups`` (sampling seeds depend on
 the task, step and sample only, so the split does not change what is sampled) and sends
-the groups back as msgpack frames (``marl.codec``), which the driver decodes under the
+the groups back as msgpack frames (``marl.core.codec``), which the driver decodes under the
 codec's limits. Held-out evaluations are split the same way. Transcripts, metrics and
 checkpoints are written by the driver only.
 
@@ -41,8 +41,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from marl.codec import CodecError, Limits, pack, unpack
 from marl.config import RunConfig, import_modules
+from marl.core.codec import CodecError, Limits, pack, unpack
 from marl.rollout import Episode, Group, group_from_record, group_record
 
 # one frame per group or episode: far above a real one (a few hundred KB), far below memory

@@ -17,9 +17,9 @@ from pettingzoo import ParallelEnv
 
 from agents.team import LLMAgent, Policy, Team
 from marl.config import RunConfig
-from marl.graph import build_graph_from_config, subgraph_for
+from marl.core.graph import build_graph_from_config, subgraph_for
+from marl.core.runs import RunFolder
 from marl.rollout import Episode, run_episodes
-from marl.runs import RunFolder
 
 
 def build_team(config: RunConfig) -> Team:

@@ -38,12 +38,12 @@ from pettingzoo import ParallelEnv
 
 from agents.policies import PolicySet
 from agents.team import LLMAgent, Policy
-from marl.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
-from marl.codec import TranscriptWriter
 from marl.config import RunConfig, TrainConfig
+from marl.core.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
+from marl.core.codec import TranscriptWriter
+from marl.core.runs import RunFolder, WriteError, write_atomic, writing
 from marl.evaluate import TEST_SEED_OFFSET, gain_summary, split_config, split_seeds
 from marl.rollout import Group, group_record, run_cross, run_episodes, run_tree
-from marl.runs import RunFolder, WriteError, write_atomic, writing
 from marl.simulate import aggregate, env_factory, play
 from marl.trainers.magrpo import MAGRPOTrainer, groups_from_episodes
 

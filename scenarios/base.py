@@ -34,8 +34,8 @@ import networkx as nx
 from gymnasium.spaces import Text
 from pettingzoo import ParallelEnv
 
-from marl.bus import MessageBus
-from marl.graph import GraphError, build_graph
+from marl.core.bus import MessageBus
+from marl.core.graph import GraphError, build_graph
 from scenarios.parsing import sanitize_text
 
 CHARSET = string.printable

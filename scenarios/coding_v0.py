@@ -101,7 +101,7 @@ import gymnasium
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marl.bus import Message
+from marl.core.bus import Message
 from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.code_extraction import calls, defined_functions, extract_code, parse
 from scenarios.humaneval import CodingProblem, Split, load_problems, problem_by_id, sample_problem

@@ -101,8 +101,8 @@ import gymnasium
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from marl.bus import Message
-from marl.graph import GraphError
+from marl.core.bus import Message
+from marl.core.graph import GraphError
 from scenarios.arithmetic import ArithmeticSpec, Problem, sample_problem
 from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.parsing import parse_integer_answer, sanitize_text

@@ -104,7 +104,7 @@ import gymnasium
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
-from marl.bus import Message
+from marl.core.bus import Message
 from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.parsing import FALLBACK_WINDOW, MARKER_WINDOW, sanitize_text
 

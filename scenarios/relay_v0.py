@@ -99,7 +99,7 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from marl.bus import Message
+from marl.core.bus import Message
 from scenarios.base import CHARSET, StepResult, TextTeamEnv
 from scenarios.parsing import parse_integer_answer, sanitize_text
 

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from marl.bus import MessageBus
-from marl.graph import GraphSchedule, build_graph
+from marl.core.bus import MessageBus
+from marl.core.graph import GraphSchedule, build_graph
 
 TEAM = ["a", "b", "c", "d"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import marl.checkpoint as ckpt
-from marl.checkpoint import (
+import marl.core.checkpoint as ckpt
+from marl.core.checkpoint import (
     MANIFEST,
     OPTIMIZERS,
     POLICIES,

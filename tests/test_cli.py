@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from marl.cli import main
-from marl.codec import TranscriptReader, TranscriptWriter, pack
+from marl.core.codec import TranscriptReader, TranscriptWriter, pack
 from tests.conftest import CONFIGS, config_on_tiny_model
 
 

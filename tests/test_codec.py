@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marl.bus import Message
-from marl.codec import (
+from marl.core.bus import Message
+from marl.core.codec import (
     CodecError,
     Limits,
     TranscriptReader,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from marl.graph import GraphError, build_graph
+from marl.core.graph import GraphError, build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.code_extraction import calls, defined_functions, extract_code, parses
 from scenarios.coding_v0 import (

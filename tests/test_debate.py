@@ -5,7 +5,7 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 from pydantic import ValidationError
 
-from marl.graph import GraphError, build_graph
+from marl.core.graph import GraphError, build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.arithmetic import Problem
 from scenarios.debate_v0 import DebateEnv, DebateOptions, majority_answer

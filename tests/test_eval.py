@@ -11,8 +11,8 @@ import yaml
 
 from agents.team import ScriptedPolicy
 from marl.cli import main
-from marl.codec import TranscriptReader
 from marl.config import ConfigError, load_config, validate_config
+from marl.core.codec import TranscriptReader
 from marl.evaluate import (
     TEST_SEED_OFFSET,
     evaluate,

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marl.bus import Message
-from marl.codec import (
+from marl.core.bus import Message
+from marl.core.codec import (
     MAX_DEPTH,
     CodecError,
     Limits,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from marl.graph import PRESETS, GraphError, build_graph, subgraph_for
+from marl.core.graph import PRESETS, GraphError, build_graph, subgraph_for
 
 TEAM = ["a", "b", "c"]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from marl.config import ConfigError, GraphConfig, RandomGraphConfig, load_config, validate_config
-from marl.graph import (
+from marl.core.graph import (
     GraphError,
     GraphSchedule,
     build_graph,

@@ -17,11 +17,11 @@ import torch
 
 from agents.team import ScriptedPolicy
 from marl.cli import main
-from marl.codec import CodecError, pack, unpack
 from marl.config import ConfigError, load_config, validate_config
+from marl.core.codec import CodecError, pack, unpack
+from marl.core.runs import RunFolder
 from marl.ray_workers import WIRE_LIMITS, RolloutWorkers, WorkerLost, _split
 from marl.rollout import group_from_record, group_record, run_tree
-from marl.runs import RunFolder
 from marl.train import Training
 from tests.test_rollout import make_env, solver
 from tests.toy_scenario import toy_config  # registers toy_length_v0 in this process too

@@ -17,7 +17,7 @@ import torch
 
 import tests.toy_scenario  # noqa: F401  registers toy_length_v0
 from marl.config import validate_config
-from marl.runs import RunFolder
+from marl.core.runs import RunFolder
 from marl.train import Training
 from tests.conftest import CONFIGS, config_on_tiny_model
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.team import ScriptedPolicy
-from marl.graph import GraphError, build_graph
+from marl.core.graph import GraphError, build_graph
 from marl.rollout import run_episodes
 from scenarios import SCENARIOS, make_env
 from scenarios.relay_v0 import RelayEnv, RelayOptions, guess_chance

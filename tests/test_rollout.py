@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from agents.team import ActRequest, ScriptedPolicy
-from marl.graph import build_graph
+from marl.core.graph import build_graph
 from marl.rollout import request_seed, run_episodes
 from scenarios.arithmetic import evaluate
 from scenarios.debate_v0 import DebateEnv

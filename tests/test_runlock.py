@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from marl.cli import main
-from marl.runlock import LOCK, Holder, RunFolderInUse, RunLock, process_start
+from marl.core.runlock import LOCK, Holder, RunFolderInUse, RunLock, process_start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,7 +118,7 @@ def test_many_processes_racing_for_a_stale_lock_get_one_winner(tmp_path):
     plant(tmp_path, dead_pid())
     code = (
         "import sys, time\n"
-        "from marl.runlock import RunFolderInUse, RunLock\n"
+        "from marl.core.runlock import RunFolderInUse, RunLock\n"
         "sys.stdin.readline()\n"  # start together
         "try:\n"
         f"    lock = RunLock({str(tmp_path)!r}); lock.acquire()\n"

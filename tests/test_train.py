@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-import marl.checkpoint
-import marl.runs
-from marl.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
+import marl.core.checkpoint
+import marl.core.runs
 from marl.cli import main
-from marl.codec import TranscriptWriter
-from marl.runlock import LOCK, Holder
+from marl.core.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
+from marl.core.codec import TranscriptWriter
+from marl.core.runlock import LOCK, Holder
 from marl.train import StopOnSignal
 from tests.toy_scenario import toy_config  # registers toy_length_v0 too
 
@@ -235,15 +235,15 @@ def full_disk_at(n: int, real, partial):
 def inject_full_disk(monkeypatch, file: str) -> None:
     """The second write of ``file`` fails: step 2's (metrics: no step-0 evaluation line)."""
     if file == "metrics.jsonl":
-        real = marl.runs._write_all
+        real = marl.core.runs._write_all
         fail = full_disk_at(2, real, lambda fd, data: real(fd, data[: len(data) // 2]))
-        monkeypatch.setattr(marl.runs, "_write_all", fail)
+        monkeypatch.setattr(marl.core.runs, "_write_all", fail)
     elif file == "transcripts":
         real = TranscriptWriter.write
         fail = full_disk_at(2, real, lambda writer, record: writer._file.write(b"\x81\xa4"))
         monkeypatch.setattr(TranscriptWriter, "write", fail)
     else:
-        torch = marl.checkpoint.torch
+        torch = marl.core.checkpoint.torch
         fail = full_disk_at(2, torch.save, lambda obj, f: f.write(b"PK\x03\x04"))
 
         def save(obj, f):

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from marl.config import ConfigError, validate_config
-from marl.graph import build_graph
+from marl.core.graph import build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.debate_v0 import DebateEnv
 from scenarios.wordmath_v0 import WordMathEnv, WordMathOptions

@@ -17,8 +17,8 @@ from gymnasium.spaces import Text
 from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict
 
-from marl.bus import MessageBus
-from marl.graph import build_graph
+from marl.core.bus import MessageBus
+from marl.core.graph import build_graph
 from scenarios import SCENARIOS, Scenario
 
 

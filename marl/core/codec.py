@@ -31,7 +31,7 @@ from typing import Any, Self
 
 import msgpack
 
-from marl.bus import Message
+from marl.core.bus import Message
 
 MiB = 1024 * 1024
 MAX_DEPTH = 1024  # msgpack's decoder refuses deeper nesting

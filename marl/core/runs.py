@@ -4,7 +4,7 @@
 runs/<name>-<YYYYmmdd-HHMMSS>/
   config.yaml          the resolved config (every default filled in)
   metrics.jsonl        one JSON object per line, flushed as written
-  transcripts.msgpack  one msgpack frame per episode (marl.codec)
+  transcripts.msgpack  one msgpack frame per episode (marl.core.codec)
   summary.json         the aggregated result, written atomically at the end
 ```
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from marl.codec import TranscriptWriter
+from marl.core.codec import TranscriptWriter
 
 
 class WriteError(OSError):

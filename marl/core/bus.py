@@ -2,13 +2,13 @@
 
 A message is ``(sender, recipients, round, channel, content, meta)``. ``MessageBus.send``
 routes it along the interaction graph: a recipient that is not an out-neighbour of the
-sender is refused and counted, never delivered. On a ``marl.graph.GraphSchedule`` a
+sender is refused and counted, never delivered. On a ``marl.core.graph.GraphSchedule`` a
 message of round ``r`` travels only along round ``r``'s graph. Inboxes are read in a
 deterministic order (round, then the sender's position in the team, then send order), so
 an episode replays the same way whatever order its agents' messages were produced in.
 
 The bus keeps a log of delivered messages for transcripts and counts what talking cost
-(messages, characters, refusals, per-edge volume). Wire encoding lives in ``marl.codec``.
+(messages, characters, refusals, per-edge volume). Wire encoding lives in ``marl.core.codec``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from marl.graph import graph_at
+from marl.core.graph import graph_at
 
 DEFAULT_MAX_CONTENT_CHARS = 4000
 
