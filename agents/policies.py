@@ -1,17 +1,18 @@
 """Trainable team policies: which weights each agent acts with, and their log-probabilities.
 
-| kind            | weights                                         | generation                |
-| --------------- | ----------------------------------------------- | ------------------------- |
-| `separate`      | one frozen base, a LoRA adapter per agent       | one batch, mixed adapters |
-| `separate_full` | a full copy of the model per agent              | one backend per agent     |
-| `shared`        | one frozen base, one LoRA adapter for all roles | one batch                 |
+| `train.policy`  | class                  | weights                               | generation  |
+| --------------- | ---------------------- | ------------------------------------- | ----------- |
+| `separate`      | ``LoraPolicies``       | a frozen base, an adapter per agent   | mixed batch |
+| `shared`        | ``LoraPolicies``       | a frozen base, one adapter, all roles | one batch   |
+| `separate_full` | ``FullWeightPolicies`` | a full copy of the model per agent    | own backend |
 
-A ``PolicySet`` hands the rollout engine a ``Team`` that acts with the current weights (the
-backend holds the very same model objects, so an optimiser step is seen by the next
-rollout with no copy), and hands the trainer ``sequence_logprobs``: a fresh forward pass
+Both are ``Policies``. They hand the rollout engine a ``Team`` that acts with the current
+weights (its backends hold the very same model objects, so an optimiser step is seen by
+the next rollout with no copy), and the trainer ``sequence_logprobs``: a fresh forward pass
 with gradients over prompt + completion, laid out like the backend's batches (left padded,
 positions from the attention mask) so it reproduces the sampled log-probabilities; the
-samples of one prompt run that prompt once and share it.
+samples of one prompt run that prompt once and share it. ``make_policies`` builds the kind
+a config names.
 
 Training in bfloat16 (``training(policy, "bf16")``) runs the passes through a bfloat16 twin
 of the model: the policy's fp32 weights are copied into it before the passes, and each of
@@ -23,9 +24,11 @@ of mixed-precision training); the twin costs half a model's memory.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
+from typing import Any, Protocol
 
 import torch
 
@@ -60,61 +63,61 @@ def adapter_name(policy: str) -> str:
     return f"policy_{policy}"
 
 
-class PolicySet:
-    def __init__(
-        self,
-        agents: Sequence[LLMAgent],
-        kind: str,
-        lora: dict | None = None,
-        seed: int = 0,
-        max_batch_size: int = 64,
-        reference: bool = False,
-    ):
-        if kind not in POLICY_KINDS:
-            raise ValueError(f"unknown policy kind '{kind}'; known: {', '.join(POLICY_KINDS)}")
-        self.kind = kind
-        models = {a.model for a in agents}
-        if kind != "separate_full" and len(models) != 1:
-            raise ValueError(f"'{kind}' policies share one base model; agents use {sorted(models)}")
-        torch.manual_seed(seed)  # LoRA A matrices start random: make them reproducible
-        self.policy_of = {a.id: (SHARED if kind == "shared" else a.id) for a in agents}
-        self.base_models = {a.id: a.model for a in agents}  # agent id -> model name it starts from
-        self.models: dict[str, torch.nn.Module] = {}  # policy name -> the module holding it
-        self.reference_models: dict[str, torch.nn.Module] = {}
+class WeightSink(Protocol):
+    """A generation engine that holds its own copy of the weights (``VLLMBackend``)."""
+
+    def sync_adapter(self, name: str, source: Any) -> None: ...
+
+    def sync_full_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
+
+
+class Policies(ABC):
+    """The trainable policies of a team, whatever holds their weights.
+
+    ``policy_of`` maps each agent to its policy's name; ``models`` maps a policy to the
+    module that holds it (LoRA policies share one); ``team`` acts with the current weights.
+    Subclasses say which tensors are a policy's, how its module is made to run it, what its
+    frozen reference is, and how its weights reach an engine with its own copy.
+    """
+
+    policy_of: dict[str, str]
+    models: dict[str, torch.nn.Module]
+    team: Team
+    tokenizer: Any
+    lora_rank: int | None  # rank of the adapters; None: full weights
+
+    def __init__(self) -> None:
         self._twins: dict[int, torch.nn.Module] = {}  # id(fp32 module) -> its bfloat16 twin
         self._running: dict[str, torch.nn.Module] = {}  # policy -> module inside training()
-        if kind == "separate_full":
-            backends = {}
-            acting = []
-            for agent in agents:
-                model, tokenizer = load_causal_lm(agent.model)
-                self.models[agent.id] = model
-                backends[agent.id] = TransformersBackend(model, tokenizer, max_batch_size)
-                # each agent is its own "model" for the Team, so requests never cross weights
-                acting.append(replace(agent, model=agent.id))
-                if reference:
-                    frozen, _ = load_causal_lm(agent.model)
-                    self.reference_models[agent.id] = frozen.requires_grad_(False).eval()
-            self.tokenizer = tokenizer
-            self.team = Team(acting, backends)
-        else:
-            from peft import LoraConfig, get_peft_model
-
-            base, self.tokenizer = load_causal_lm(next(iter(models)))
-            base.requires_grad_(False)
-            config = LoraConfig(task_type="CAUSAL_LM", **(lora or {}))
-            names = list(dict.fromkeys(self.policy_of.values()))
-            model = get_peft_model(base, config, adapter_name=adapter_name(names[0]))
-            for name in names[1:]:
-                model.add_adapter(adapter_name(name), config)
-            self.models = dict.fromkeys(names, model)
-            backend = TransformersBackend(model, self.tokenizer, max_batch_size)
-            acting = [replace(a, adapter=adapter_name(self.policy_of[a.id])) for a in agents]
-            self.team = Team(acting, {next(iter(models)): backend})
 
     @property
     def policies(self) -> list[str]:
         return list(self.models)
+
+    # ------------------------------------------------------------ what differs by kind
+
+    @abstractmethod
+    def _named_trainable(self, policy: str) -> list[tuple[str, torch.nn.Parameter]]:
+        """The tensors the optimiser of ``policy`` steps, with their names in its module."""
+
+    @abstractmethod
+    def _select(self, model: torch.nn.Module, policy: str) -> None:
+        """Make ``model`` (the policy's module, or its twin) run and train ``policy`` only."""
+
+    @abstractmethod
+    def _reference(self, policy: str) -> AbstractContextManager[torch.nn.Module]:
+        """The frozen starting policy, for the KL term."""
+
+    @abstractmethod
+    def _is_trainable(self, name: str) -> bool:
+        """Whether a parameter of the module (by name) belongs to some policy."""
+
+    @abstractmethod
+    def sync_to(self, engines: Mapping[str, WeightSink]) -> None:
+        """Copy every policy's current weights into the engines that generate for it,
+        keyed like ``team.backends`` (an agent's ``generates_on``)."""
+
+    # ------------------------------------------------------------ shared machinery
 
     def parameters(self, policy: str) -> list[torch.nn.Parameter]:
         """The trainable tensors of one policy (its adapter, or its whole model)."""
@@ -137,8 +140,7 @@ class PolicySet:
             with torch.no_grad():
                 for name, p in self._named_trainable(policy):
                     twin_params[name].copy_(p)  # this step's weights, rounded to bfloat16
-        if self.kind != "separate_full":
-            model.set_adapter(adapter_name(policy))  # peft: only it runs and takes gradients
+        self._select(model, policy)
         model.train()
         self._running[policy] = model
         try:
@@ -164,7 +166,7 @@ class PolicySet:
             return hook
 
         for name, p in twin.named_parameters():
-            if self.kind == "separate_full" or "lora_" in name:
+            if self._is_trainable(name):
                 trainable = p.requires_grad  # peft freezes the adapters that are not active
                 p.requires_grad_(True).register_post_accumulate_grad_hook(
                     hand_over(originals[name])
@@ -230,15 +232,6 @@ class PolicySet:
         else:
             yield self._running.get(policy, self.models[policy])
 
-    @contextmanager
-    def _reference(self, policy: str) -> Iterator[torch.nn.Module]:
-        if self.kind == "separate_full":
-            yield self.reference_models[policy]
-            return
-        model = self.models[policy]
-        with model.disable_adapter():  # the frozen base is the starting policy
-            yield model
-
     def state_dict(self, copy: bool = True) -> dict[str, torch.Tensor]:
         """Every trainable tensor of every policy, keyed ``policy/parameter name``;
         ``copy=False`` gives views of the live weights, for a caller that serialises them
@@ -258,12 +251,123 @@ class PolicySet:
                 with torch.no_grad():
                     p.copy_(state[key])
 
+
+class LoraPolicies(Policies):
+    """`separate` (an adapter per agent) or `shared` (one adapter, every role) on one frozen
+    base model; the team generates in one batch that mixes the adapters."""
+
+    def __init__(
+        self,
+        agents: Sequence[LLMAgent],
+        shared: bool,
+        lora: dict,
+        max_batch_size: int = 64,
+    ):
+        from peft import LoraConfig, get_peft_model
+
+        super().__init__()
+        models = {a.model for a in agents}
+        kind = "shared" if shared else "separate"
+        if len(models) != 1:
+            raise ValueError(f"'{kind}' policies share one base model; agents use {sorted(models)}")
+        (name,) = models
+        self.policy_of = {a.id: (SHARED if shared else a.id) for a in agents}
+        base, self.tokenizer = load_causal_lm(name)
+        base.requires_grad_(False)
+        config = LoraConfig(task_type="CAUSAL_LM", **lora)
+        self.lora_rank = config.r
+        names = list(dict.fromkeys(self.policy_of.values()))
+        model = get_peft_model(base, config, adapter_name=adapter_name(names[0]))
+        for policy in names[1:]:
+            model.add_adapter(adapter_name(policy), config)
+        self.models = dict.fromkeys(names, model)
+        backend = TransformersBackend(model, self.tokenizer, max_batch_size)
+        acting = [replace(a, adapter=adapter_name(self.policy_of[a.id])) for a in agents]
+        self.team = Team(acting, {name: backend})
+
     def _named_trainable(self, policy: str) -> list[tuple[str, torch.nn.Parameter]]:
-        model = self.models[policy]
-        if self.kind == "separate_full":
-            return list(model.named_parameters())
         marker = f".{adapter_name(policy)}."
-        return [(n, p) for n, p in model.named_parameters() if "lora_" in n and marker in n]
+        named = self.models[policy].named_parameters()
+        return [(n, p) for n, p in named if "lora_" in n and marker in n]
+
+    def _select(self, model: torch.nn.Module, policy: str) -> None:
+        model.set_adapter(adapter_name(policy))  # peft: only it runs and takes gradients
+
+    @contextmanager
+    def _reference(self, policy: str) -> Iterator[torch.nn.Module]:
+        model = self.models[policy]
+        with model.disable_adapter():  # the frozen base is the starting policy
+            yield model
+
+    def _is_trainable(self, name: str) -> bool:
+        return "lora_" in name
+
+    def sync_to(self, engines: Mapping[str, WeightSink]) -> None:
+        (engine,) = engines.values()  # one base model, one engine for every adapter
+        for policy in self.policies:
+            engine.sync_adapter(adapter_name(policy), self.models[policy])
+
+
+class FullWeightPolicies(Policies):
+    """`separate_full`: every agent trains a full copy of its model and generates on a
+    backend of its own (``LLMAgent.backend`` is the agent's id)."""
+
+    def __init__(
+        self, agents: Sequence[LLMAgent], max_batch_size: int = 64, reference: bool = False
+    ):
+        super().__init__()
+        self.policy_of = {a.id: a.id for a in agents}
+        self.lora_rank = None
+        self.models = {}
+        self.reference_models: dict[str, torch.nn.Module] = {}
+        backends = {}
+        for agent in agents:
+            model, self.tokenizer = load_causal_lm(agent.model)
+            self.models[agent.id] = model
+            backends[agent.id] = TransformersBackend(model, self.tokenizer, max_batch_size)
+            if reference:
+                frozen, _ = load_causal_lm(agent.model)
+                self.reference_models[agent.id] = frozen.requires_grad_(False).eval()
+        self.team = Team([replace(a, backend=a.id) for a in agents], backends)
+
+    def _named_trainable(self, policy: str) -> list[tuple[str, torch.nn.Parameter]]:
+        return list(self.models[policy].named_parameters())
+
+    def _select(self, model: torch.nn.Module, policy: str) -> None:
+        pass  # the module holds this policy alone
+
+    @contextmanager
+    def _reference(self, policy: str) -> Iterator[torch.nn.Module]:
+        yield self.reference_models[policy]
+
+    def _is_trainable(self, name: str) -> bool:
+        return True
+
+    def sync_to(self, engines: Mapping[str, WeightSink]) -> None:
+        for agent in self.team.agents.values():
+            engines[agent.generates_on].sync_full_weights(
+                self.models[self.policy_of[agent.id]].state_dict()
+            )
+
+
+def make_policies(
+    agents: Sequence[LLMAgent],
+    kind: str,
+    lora: dict | None = None,
+    seed: int = 0,
+    max_batch_size: int = 64,
+    reference: bool = False,
+) -> Policies:
+    """The policies of ``kind`` (see the table above) for ``agents``. ``seed`` fixes the
+    LoRA A matrices' random start, so the trainer and every Ray worker start alike;
+    ``reference`` keeps a frozen copy of full weights for the KL term (LoRA policies have
+    theirs for free: the base without the adapter)."""
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"unknown policy kind '{kind}'; known: {', '.join(POLICY_KINDS)}")
+    torch.manual_seed(seed)
+    if kind == "separate_full":
+        return FullWeightPolicies(agents, max_batch_size, reference)
+    return LoraPolicies(agents, kind == "shared", lora or {}, max_batch_size)
 
 
 def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

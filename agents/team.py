@@ -3,7 +3,7 @@
 A ``Policy`` maps a batch of ``ActRequest`` (agent id, observation text, seed) to one
 ``Completion`` each. ``Team`` is the LLM policy: every agent turns its observation into
 chat messages (its system prompt, then the observation as the user turn), and all requests
-for the same base model go to that model's backend in one call, whatever agent or episode
+for the same backend (base model) go to it in one call, whatever agent or episode
 they came from. ``ScriptedPolicy`` answers with a plain function, for tests and baselines;
 ``MutedAgents`` stands some agents in for no-ops (an empty completion) around another policy.
 """
@@ -36,6 +36,12 @@ class LLMAgent:
     model: str
     sampling: Sampling
     adapter: str | None = None  # the LoRA adapter this agent acts with; None: base weights
+    backend: str | None = None  # the Team backend it generates on; None: the one of its model
+
+    @property
+    def generates_on(self) -> str:
+        """The key of the ``Team`` backend this agent's requests go to."""
+        return self.model if self.backend is None else self.backend
 
     def messages(self, observation: str) -> list[dict[str, str]]:
         """Chat turns for one observation; ``{id}`` and ``{role}`` fill the system prompt."""
@@ -49,26 +55,27 @@ class LLMAgent:
 
 
 class Team:
-    """The LLM team: its agents and one backend per base model."""
+    """The LLM team: its agents and their backends, keyed by ``LLMAgent.generates_on`` (one
+    per base model, or one per agent when each trains full weights of its own)."""
 
     def __init__(self, agents: Sequence[LLMAgent], backends: Mapping[str, Backend]):
         self.agents = {a.id: a for a in agents}
-        missing = {a.model for a in agents} - set(backends)
+        missing = {a.generates_on for a in agents} - set(backends)
         if missing:
-            raise ValueError(f"no backend for models {sorted(missing)}")
+            raise ValueError(f"no backend for {sorted(missing)}")
         self.backends = dict(backends)
 
     def act(self, requests: Sequence[ActRequest]) -> list[Completion]:
-        by_model: dict[str, list[int]] = {}
+        by_backend: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
-            by_model.setdefault(self.agents[r.agent_id].model, []).append(i)
+            by_backend.setdefault(self.agents[r.agent_id].generates_on, []).append(i)
         out: list[Completion | None] = [None] * len(requests)
-        for model, indices in by_model.items():
+        for key, indices in by_backend.items():
             batch = [
                 self.agents[requests[i].agent_id].request(requests[i].observation, requests[i].seed)
                 for i in indices
             ]
-            for i, completion in zip(indices, self.backends[model].generate(batch), strict=True):
+            for i, completion in zip(indices, self.backends[key].generate(batch), strict=True):
                 out[i] = completion
         return out  # type: ignore[return-value]
 

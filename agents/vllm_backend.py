@@ -43,7 +43,7 @@ from agents.models import resolve_model
 if TYPE_CHECKING:
     import torch
 
-    from agents.policies import PolicySet
+    from agents.policies import Policies
     from agents.team import Team
 
 VLLM_INSTALL_HINT = (
@@ -267,50 +267,34 @@ def save_adapter(model: Any, name: str, folder: Path) -> None:
 
 
 class VLLMPolicies:
-    """A ``PolicySet``'s policies mirrored into vLLM, for rollouts while the trainer trains.
+    """A ``Policies``' weights mirrored into vLLM, for rollouts while the trainer trains.
 
-    ``team`` acts like ``policies.team`` (same agents, same adapter names) through vLLM;
-    call ``sync()`` after every optimiser step so the next rollout samples from the new
-    weights. LoRA policies share one engine on the frozen base; ``separate_full`` policies
-    get an engine each (each holds a full copy of the model).
+    ``team`` acts like ``policies.team`` (same agents, same adapter names) through vLLM: an
+    engine for each backend of that team (LoRA policies: one engine on the frozen base,
+    every adapter in one batch; full weights: an engine per agent, each a full copy). The
+    weights are synced at once; call ``sync()`` after every optimiser step so the next
+    rollout samples from the new weights.
     """
 
-    def __init__(self, policies: PolicySet, **backend_options: Any):
-        from agents.policies import adapter_name
+    def __init__(self, policies: Policies, **backend_options: Any):
         from agents.team import Team
 
         self.policies = policies
         agents = list(policies.team.agents.values())
         self.backends: dict[str, VLLMBackend] = {}
-        if policies.kind == "separate_full":
-            # there each agent acts as its own "model" (see PolicySet): an engine per agent
-            for agent in agents:
-                base = policies.base_models[agent.id]
-                self.backends[agent.id] = VLLMBackend(base, **backend_options)
-        else:
-            model = next(iter(policies.models.values()))  # one peft model holds every adapter
-            rank = max(model.peft_config[adapter_name(p)].r for p in policies.policies)
-            self.backends[agents[0].model] = VLLMBackend(
-                agents[0].model,
-                max_loras=len(policies.policies),
-                max_lora_rank=rank,
-                **backend_options,
+        for key in dict.fromkeys(a.generates_on for a in agents):
+            members = [a for a in agents if a.generates_on == key]
+            adapters = {a.adapter for a in members if a.adapter is not None}
+            lora = {"max_loras": len(adapters), "max_lora_rank": policies.lora_rank}
+            self.backends[key] = VLLMBackend(
+                members[0].model, **(lora if adapters else {}), **backend_options
             )
         self.team: Team = Team(agents, self.backends)
         self.sync()
 
     def sync(self) -> None:
         """Push every policy's current weights to its engine."""
-        from agents.policies import adapter_name
-
-        if self.policies.kind == "separate_full":
-            for agent, backend in self.backends.items():
-                model = self.policies.models[self.policies.policy_of[agent]]
-                backend.sync_full_weights(model.state_dict())
-            return
-        (backend,) = self.backends.values()
-        for policy in self.policies.policies:
-            backend.sync_adapter(adapter_name(policy), self.policies.models[policy])
+        self.policies.sync_to(self.backends)
 
     def close(self) -> None:
         for backend in self.backends.values():

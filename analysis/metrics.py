@@ -519,7 +519,7 @@ _STEP_SERIES = (
 
 
 def training_summary(metrics_lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """Series from a training run's ``metrics.jsonl`` lines (``marl.train``).
+    """Series from a training run's ``metrics.jsonl`` lines (``marl.commands.train``).
 
     Returns a JSON-serialisable dict:
 

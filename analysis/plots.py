@@ -68,11 +68,6 @@ def save(data: bytes, path: str | Path) -> Path:
     return path
 
 
-def _figure(*args, **kwargs):
-    with plt.rc_context(STYLE):
-        return plt.subplots(*args, **kwargs)
-
-
 # --------------------------------------------------------------------------- training
 
 

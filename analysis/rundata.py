@@ -127,7 +127,7 @@ class RunData:
         Raises ``RunFolderError`` when the config's graph cannot be rebuilt (e.g. its graph
         file has gone since the run).
         """
-        from marl.config import GraphConfig
+        from marl.core.config import GraphConfig
         from marl.core.graph import GraphError, build_graph_from_config
 
         try:

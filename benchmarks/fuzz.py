@@ -99,7 +99,8 @@ def codec_target(scratch: Path) -> tuple[Callable[[bytes], None], list[bytes]]:
 
 
 def config_target(scratch: Path) -> tuple[Callable[[bytes], None], list[bytes]]:
-    from marl.config import ConfigError, load_config
+    from marl.assembly import load_config
+    from marl.core.config import ConfigError
 
     file_level = re.compile(
         r"cannot read|larger than|not UTF-8|\(line \d+\)|at position \d+|top level must be"

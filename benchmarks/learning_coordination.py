@@ -42,8 +42,8 @@ def train(
     import torch
 
     torch.set_num_threads(threads)
-    from marl.config import load_config
-    from marl.train import start_training
+    from marl.assembly import load_config
+    from marl.commands.train import start_training
 
     config = load_config(
         config_path, [f"train.algorithm={algorithm}", f"run.output_dir={out}", *overrides]

@@ -158,7 +158,7 @@ def make_prompt_env(ids: list[str]):
 
 
 class OurTrainer:
-    """Our side for ``n`` agents: a PolicySet, a MAGRPOTrainer, and one step of training."""
+    """Our side for ``n`` agents: its Policies, a MAGRPOTrainer, and one step of training."""
 
     def __init__(
         self,
@@ -170,9 +170,9 @@ class OurTrainer:
     ):
         from agents.backend import Sampling
         from agents.models import EMBEDDED_MODEL
-        from agents.policies import PolicySet
+        from agents.policies import make_policies
         from agents.team import LLMAgent
-        from marl.config import LoraConfig, RunOptions, TrainConfig
+        from marl.core.config import LoraConfig, RunOptions, TrainConfig
         from marl.trainers.magrpo import MAGRPOTrainer
 
         sampling = Sampling(
@@ -182,7 +182,7 @@ class OurTrainer:
         agents = [LLMAgent(a, "solver", SYSTEM_PROMPT, EMBEDDED_MODEL, sampling) for a in ids]
         lora = LoraConfig()
         self.batch_size = RunOptions().batch_size  # `marl train`'s default prompts per call
-        self.policies = PolicySet(
+        self.policies = make_policies(
             agents,
             kind,
             lora={
@@ -220,7 +220,7 @@ class OurTrainer:
 
     def rollout(self, step: int) -> list:
         """The episodes of ``step``: G rollouts of each task of ``step_tasks(step)``."""
-        from marl.rollout import run_episodes
+        from marl.rollouts.engine import run_episodes
 
         tasks = step_tasks(step, self.config.tasks_per_step)
         return run_episodes(

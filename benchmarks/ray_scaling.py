@@ -9,7 +9,7 @@ one warm-up call; the workers already hold the weights. Sampling seeds depend on
 step and sample only, so every row plays the same tasks; the tokens each produced are
 shown, so equal work can be checked.
 
-Weight push: ``RolloutWorkers.push(wait=True)`` with 2 workers: the state goes into the
+Weight push: ``RayRollouts.load_weights(wait=True)`` with 2 workers: the state goes into the
 object store once and both workers load it, for `separate` (LoRA adapters) and
 `separate_full` (each agent's whole model).
 
@@ -26,11 +26,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from marl.config import load_config
-from marl.evaluate import split_config
-from marl.ray_workers import RolloutWorkers
-from marl.simulate import env_factory
-from marl.train import build_policies, collect_groups, training_agents
+from marl.assembly import build_policies, build_rollouts, env_factory, load_config, training_agents
+from marl.rollouts.engine import collect_groups
+from marl.tasks import split_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,13 +83,16 @@ def main() -> None:
         scaled = config.model_copy(deep=True)
         scaled.resources.workers = n
         with console.status(f"{n} Ray worker(s)"):
-            workers = RolloutWorkers(scaled, agents)
+            workers = build_rollouts(scaled, policies)  # pushes the weights of step 0
             try:
-                workers.push(0, policies.state_dict(), wait=True)
+                workers.load_weights(0, wait=True)
                 rows.append(
                     (
                         f"{n} Ray worker{'s' if n > 1 else ''}",
-                        *timed(lambda w=workers: w.rollout_groups(seeds, 0), args.repeats),
+                        *timed(
+                            lambda w=workers: w.groups(make_env, seeds, 0, config.train),
+                            args.repeats,
+                        ),
                     )
                 )
             finally:
@@ -122,14 +123,14 @@ def main() -> None:
         pushed.resources.workers = 2
         with console.status(f"weight push: {kind}"):
             source = build_policies(pushed, agents, reference=False)
-            state = source.state_dict()
-            size = sum(t.numel() * t.element_size() for t in state.values())
-            workers = RolloutWorkers(pushed, agents)
+            size = sum(t.numel() * t.element_size() for t in source.state_dict().values())
+            workers = build_rollouts(pushed, source)
             try:
+                workers.load_weights(0, wait=True)
                 seconds = []
-                for version in range(args.pushes):
+                for version in range(1, args.pushes + 1):
                     start = time.perf_counter()
-                    workers.push(version, state, wait=True)
+                    workers.load_weights(version, wait=True)
                     seconds.append(time.perf_counter() - start)
             finally:
                 workers.close()

@@ -26,9 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from marl.config import load_config
-from marl.rollout import run_episodes
-from marl.simulate import build_team, env_factory
+from marl.assembly import build_team, env_factory, load_config, scenario_options
+from marl.rollouts.engine import run_episodes
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = {"batched (64)": 64, "one at a time": 1}
@@ -86,7 +85,7 @@ def main() -> None:
 
     table = Table(
         title=f"rollout throughput: {len(config.team.ids)} agents x {args.episodes} "
-        f"episodes x {config.scenario_options().rounds} rounds, SmolLM2-135M, CPU"
+        f"episodes x {scenario_options(config).rounds} rounds, SmolLM2-135M, CPU"
         + (", greedy" if args.greedy else "")
     )
     for column in ("backend", "mode", "completion tokens", "seconds (median)", "tokens/s"):

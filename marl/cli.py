@@ -26,10 +26,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from marl.config import ConfigError, RunConfig, load_config
+from marl.assembly import load_config
+from marl.core.config import ConfigError, RunConfig
 
 if TYPE_CHECKING:
-    from marl.train import Training
+    from marl.commands.train import Training
 
 console = Console()
 errors = Console(stderr=True)
@@ -93,11 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, _overrides(args))
         if args.command == "eval":
-            from marl.evaluate import split_seeds
+            from marl.tasks import split_seeds
 
             split_seeds(config, args.split)  # a train split reaching the test seeds
             if args.ablate:
-                from marl.evaluate import check_ablation
+                from marl.commands.evaluate import check_ablation
 
                 check_ablation(config)
     except ConfigError as err:
@@ -166,31 +167,40 @@ def _workers_note(config: RunConfig, command: str) -> None:
 
 
 def _simulate(config: RunConfig, progress: bool) -> int:
-    from marl.simulate import build_team, simulate, turns_expected
+    from marl.assembly import build_rollouts
+    from marl.commands.phases import turns_expected
+    from marl.commands.simulate import simulate
 
     _workers_note(config, "simulate")
     with console.status("loading models"):
-        team = build_team(config)
+        rollouts = build_rollouts(config)
     total = turns_expected(config, len(config.team.agents) + 1)
-    with _turns_bar("simulate", total, progress) as on_turns:
-        folder, summary = simulate(config, team, on_turns=on_turns)
+    try:
+        with _turns_bar("simulate", total, progress) as on_turns:
+            folder, summary = simulate(config, rollouts, on_turns=on_turns)
+    finally:
+        rollouts.close()
     console.print(result_table(summary))
     console.print(f"run folder: [bold]{folder.path}[/]", soft_wrap=True)
     return 0
 
 
 def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = False) -> int:
-    from marl.evaluate import evaluate
-    from marl.simulate import build_team, turns_expected
+    from marl.assembly import build_rollouts
+    from marl.commands.evaluate import evaluate
+    from marl.commands.phases import turns_expected
 
     _workers_note(config, "eval")
     with console.status("loading models"):
-        team = build_team(config)
+        rollouts = build_rollouts(config)
     n = len(config.team.agents)
     # the team, then each alone, then (at most) the whole team again per ablated agent
     total = turns_expected(config, 2 * n + (n * n if ablate else 0))
-    with _turns_bar("eval", total, progress) as on_turns:
-        folder, summary = evaluate(config, team, split, on_turns=on_turns, ablate=ablate)
+    try:
+        with _turns_bar("eval", total, progress) as on_turns:
+            folder, summary = evaluate(config, rollouts, split, on_turns=on_turns, ablate=ablate)
+    finally:
+        rollouts.close()
     console.print(eval_table(summary))
     console.print(eval_metrics_table(summary))
     if "contribution" in summary:
@@ -206,10 +216,10 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
     import signal
 
     from agents.policies import precision_warning
+    from marl.commands.train import StopOnSignal, resume_training, start_training
     from marl.core.runlock import RunFolderInUse, RunLock
     from marl.core.runs import RunFolder, WriteError, writing
-    from marl.ray_workers import WorkerLost
-    from marl.train import StopOnSignal, resume_training, start_training
+    from marl.rollouts.ray_workers import WorkerLost
 
     if resume and not (Path(resume) / "config.yaml").is_file():
         errors.print(
@@ -467,7 +477,7 @@ def _transcripts(args: argparse.Namespace) -> int:
 
 def _report(run_dirs: Sequence[str], out: str | None) -> int:
 
-    from analysis.report import KEY_COLUMNS, analyse_runs, key_row, render
+    from analysis.report import KEY_COLUMNS, analyse_runs, key_row, render, report_problems
     from analysis.rundata import RunFolderError, load_run
 
     try:
@@ -492,11 +502,8 @@ def _report(run_dirs: Sequence[str], out: str | None) -> int:
     for name in KEY_COLUMNS[1:]:
         table.add_row(name, *(escape(row[name]) for row in rows))
     console.print(table)
-    for summary in summaries:
-        for problem in summary.run.problems + summary.notes:
-            console.print(
-                f"[yellow]skipped:[/] {escape(summary.label)}: {escape(problem)}", soft_wrap=True
-            )
+    for problem in report_problems(summaries):
+        console.print(f"[yellow]skipped:[/] {escape(problem)}", soft_wrap=True)
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(page)

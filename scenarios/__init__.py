@@ -1,21 +1,22 @@
 """Scenarios: PettingZoo ``ParallelEnv``s the team plays, by name.
 
 ``SCENARIOS`` maps a versioned name to its env class and options model; ``make_env``
-validates a config's options against that model and builds the env. Importing this
+builds the env, which validates a config's options against that model. Importing this
 package also registers every scenario with PettingZoo as ``marl/<name>-vN``, so
 ``pettingzoo.make("parallel", "marl/debate-v0")`` works after ``import scenarios``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import pettingzoo
 from pettingzoo import ParallelEnv
-from pydantic import BaseModel
 
+from scenarios.base import ScenarioOptions
 from scenarios.coding_v0 import CodingEnv, CodingOptions
 from scenarios.debate_v0 import DebateEnv, DebateOptions
 from scenarios.referential_v0 import ReferentialEnv, ReferentialOptions
@@ -29,7 +30,7 @@ class Scenario:
 
     name: str  # versioned, PettingZoo style: <scenario>_v<N>
     env: type[ParallelEnv]  # must provide the classmethod from_options
-    options: type[BaseModel]
+    options: type[ScenarioOptions]
     summary: str
 
 
@@ -81,7 +82,7 @@ def make_env(
     name: str,
     agent_ids: Sequence[str],
     graph: nx.DiGraph | None = None,
-    options: dict | BaseModel | None = None,
+    options: ScenarioOptions | Mapping[str, Any] | None = None,
 ) -> ParallelEnv:
     """Build scenario ``name`` for ``agent_ids`` on ``graph`` (default: complete graph).
 
@@ -90,8 +91,4 @@ def make_env(
     """
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario '{name}'; known: {', '.join(SCENARIOS)}")
-    scenario = SCENARIOS[name]
-    if not isinstance(options, scenario.options):
-        raw = options.model_dump() if isinstance(options, BaseModel) else (options or {})
-        options = scenario.options.model_validate(raw)
-    return scenario.env.from_options(agent_ids, graph, options)
+    return SCENARIOS[name].env.from_options(agent_ids, graph, options)

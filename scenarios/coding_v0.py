@@ -94,7 +94,7 @@ from __future__ import annotations
 import ast
 import random
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import gymnasium
@@ -102,7 +102,14 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marl.core.bus import Message
-from scenarios.base import CHARSET, StepResult, TextTeamEnv
+from scenarios.base import (
+    CHARSET,
+    ScenarioOptions,
+    StepResult,
+    TextTeamEnv,
+    message_chars_option,
+    rounds_option,
+)
 from scenarios.code_extraction import calls, defined_functions, extract_code, parse
 from scenarios.humaneval import CodingProblem, Split, load_problems, problem_by_id, sample_problem
 from scenarios.parsing import sanitize_text
@@ -146,10 +153,8 @@ class StructureWeights(BaseModel):
     )
 
 
-class CodingOptions(BaseModel):
+class CodingOptions(ScenarioOptions):
     """The coding scenario's options, as written under `scenario.options` in a config."""
-
-    model_config = ConfigDict(extra="forbid")
 
     preset: Preset = Field(
         "split",
@@ -161,7 +166,7 @@ class CodingOptions(BaseModel):
         description="Role of each agent in team order (default: the preset's, split: helper, "
         "main; review: writer, reviewer, tester). Ignored for a team of one, which plays alone.",
     )
-    rounds: int = Field(1, ge=1, le=10, description="Rounds of writing (one env step each).")
+    rounds: int = rounds_option(1, "Rounds of writing (one env step each).")
     split: Split = Field(
         "train", description="HumanEval problems to draw from: train (124), test (40) or all."
     )
@@ -184,11 +189,11 @@ class CodingOptions(BaseModel):
         description="From round 1 on, tell agents the status and the number of tests the "
         "last round's program passed (never the tests).",
     )
-    message_chars: int = Field(
+    message_chars: int = message_chars_option(
         2000,
-        ge=100,
-        le=MAX_ACTION_CHARS,
-        description="Characters of code, critique or tests an agent sends (and sees of its own).",
+        "Characters of code, critique or tests an agent sends (and sees of its own).",
+        action_chars=MAX_ACTION_CHARS,
+        minimum=100,
     )
     sandbox: SandboxLimits = Field(
         default_factory=SandboxLimits,
@@ -266,39 +271,18 @@ class CodingEnv(TextTeamEnv):
         "render_modes": ["ansi"],
         "is_parallelizable": True,
     }
+    options_model: ClassVar[type[CodingOptions]] = CodingOptions
 
     def __init__(
         self,
         agent_ids: Sequence[str] = ("helper", "main"),
         graph: nx.DiGraph | None = None,
-        preset: Preset = "split",
-        roles: Sequence[Role] | None = None,
-        rounds: int = 1,
-        split: Split = "train",
-        reward: Literal["final", "every_round"] = "final",
-        structure: StructureWeights | dict[str, float] | None = None,
-        helper_name: str = "aux",
-        feedback: bool = False,
-        message_chars: int = 2000,
-        sandbox: SandboxLimits | dict[str, Any] | None = None,
+        options: CodingOptions | Mapping[str, Any] | None = None,
         render_mode: str | None = None,
-    ):
-        self.options = CodingOptions(
-            preset=preset,
-            roles=None if roles is None else list(roles),
-            rounds=rounds,
-            split=split,
-            reward=reward,
-            structure=structure or StructureWeights(),
-            helper_name=helper_name,
-            feedback=feedback,
-            message_chars=message_chars,
-            sandbox=sandbox or SandboxLimits(),
-        )
-        self._init_team(
-            agent_ids, graph, render_mode, self.options.message_chars, "the coding team"
-        )
-        roles_list = roles_for(preset, self.options.roles, len(self.possible_agents))
+        **option_values: Any,
+    ) -> None:
+        super().__init__(agent_ids, graph, options, render_mode, **option_values)
+        roles_list = roles_for(self.options.preset, self.options.roles, len(self.possible_agents))
         self.roles: dict[str, Role] = dict(zip(self.possible_agents, roles_list, strict=True))
         self.writer = next(a for a, r in self.roles.items() if r in WRITERS)
         self.helper = next((a for a, r in self.roles.items() if r == "helper"), None)
@@ -326,25 +310,6 @@ class CodingEnv(TextTeamEnv):
 
     def agent_roles(self) -> dict[str, str]:
         return dict(self.roles)
-
-    @classmethod
-    def from_options(
-        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: CodingOptions
-    ) -> CodingEnv:
-        return cls(
-            agent_ids,
-            graph,
-            preset=options.preset,
-            roles=options.roles,
-            rounds=options.rounds,
-            split=options.split,
-            reward=options.reward,
-            structure=options.structure,
-            helper_name=options.helper_name,
-            feedback=options.feedback,
-            message_chars=options.message_chars,
-            sandbox=options.sandbox,
-        )
 
     # ---------------------------------------------------------------- episode
 
@@ -459,16 +424,8 @@ class CodingEnv(TextTeamEnv):
                 info["tester_passed"] = found.passed if found else 0
                 info["tester_total"] = found.total if found else 0
             infos[agent] = info
-        if last:
-            for info in infos.values():
-                info["episode"] = self._episode_metrics()
-        rewards = dict.fromkeys(self.agents, reward)
-        terminations = dict.fromkeys(self.agents, last)
-        truncations = dict.fromkeys(self.agents, False)
         self.round += 1
-        if last:
-            self.agents = []
-        return observations, rewards, terminations, truncations, infos
+        return self._end_step(observations, infos, reward, [] if last else self.agents)
 
     # ---------------------------------------------------------------- rewards
 

@@ -94,17 +94,24 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import gymnasium
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from marl.core.bus import Message
 from marl.core.graph import GraphError
 from scenarios.arithmetic import ArithmeticSpec, Problem, sample_problem
-from scenarios.base import CHARSET, StepResult, TextTeamEnv
+from scenarios.base import (
+    CHARSET,
+    ScenarioOptions,
+    StepResult,
+    TextTeamEnv,
+    message_chars_option,
+    rounds_option,
+)
 from scenarios.parsing import parse_integer_answer, sanitize_text
 
 MAX_ACTION_CHARS = 4000
@@ -118,16 +125,11 @@ FINISH = "Finish with a line `Answer: <integer>`."
 FIRST_ASK = "Think step by step, then finish with a line `Answer: <integer>`."
 
 
-class DebateProtocol(BaseModel):
+class DebateProtocol(ScenarioOptions):
     """How the debate runs, whatever the task: the options every debate scenario shares."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    rounds: int = Field(
-        2,
-        ge=1,
-        le=10,
-        description="How many times each debater answers (one env step each; a judge adds one).",
+    rounds: int = rounds_option(
+        2, "How many times each debater answers (one env step each; a judge adds one)."
     )
     task: BaseModel = Field(
         description="What is debated: each debate scenario narrows this to its task spec."
@@ -137,11 +139,10 @@ class DebateProtocol(BaseModel):
         description="'final': team correctness paid at the last step only; "
         "'every_round': each step pays that round's team correctness.",
     )
-    message_chars: int = Field(
+    message_chars: int = message_chars_option(
         300,
-        ge=20,
-        le=MAX_ACTION_CHARS,
-        description="Characters of an agent's completion (its end) sent to its neighbours.",
+        "Characters of an agent's completion (its end) sent to its neighbours.",
+        action_chars=MAX_ACTION_CHARS,
     )
     judge: str | None = Field(
         None,
@@ -217,29 +218,11 @@ class DebateEnv(TextTeamEnv):
         self,
         agent_ids: Sequence[str] = ("agent_0", "agent_1", "agent_2"),
         graph: nx.DiGraph | None = None,
-        rounds: int = 2,
-        task: BaseModel | str | None = None,
-        reward: Literal["final", "every_round"] = "final",
-        message_chars: int = 300,
-        judge: str | None = None,
-        peer_display: Literal["attributed", "anonymous"] = "attributed",
-        max_neighbours_shown: int | None = None,
+        options: DebateProtocol | Mapping[str, Any] | None = None,
         render_mode: str | None = None,
-    ):
-        """``task=None`` takes the options model's default task (debate_v0: 'medium')."""
-        chosen = {} if task is None else {"task": task}
-        self.options = self.options_model(
-            rounds=rounds,
-            reward=reward,
-            message_chars=message_chars,
-            judge=judge,
-            peer_display=peer_display,
-            max_neighbours_shown=max_neighbours_shown,
-            **chosen,
-        )
-        self._init_team(
-            agent_ids, graph, render_mode, self.options.message_chars, self.metadata["name"]
-        )
+        **option_values: Any,
+    ) -> None:
+        super().__init__(agent_ids, graph, options, render_mode, **option_values)
         # One agent alone plays the single-agent baseline: no judge then.
         self.judge = self.options.judge if len(self.possible_agents) > 1 else None
         self.debaters = [a for a in self.possible_agents if a != self.judge]
@@ -274,12 +257,6 @@ class DebateEnv(TextTeamEnv):
 
     def agent_roles(self) -> dict[str, str]:
         return {a: "judge" if a == self.judge else "debater" for a in self.possible_agents}
-
-    @classmethod
-    def from_options(
-        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: DebateProtocol
-    ) -> DebateEnv:
-        return cls(agent_ids, graph, **dict(options))
 
     def sample_task(self, rng: random.Random) -> Problem:
         """The task source: one problem drawn from ``rng`` (word problems in wordmath_v0)."""
@@ -339,8 +316,7 @@ class DebateEnv(TextTeamEnv):
             )
         observations = {a: self._reconsider(a) for a in self.agents}
 
-        last = debate_over and not judged
-        paid = last or self.options.reward == "every_round"
+        paid = (debate_over and not judged) or self.options.reward == "every_round"
         reward = float(team_correct) if paid else 0.0
         infos = {
             a: {
@@ -353,23 +329,16 @@ class DebateEnv(TextTeamEnv):
             }
             for a in self.agents
         }
-        if last:
-            for info in infos.values():
-                info["episode"] = self._episode_metrics()
-        terminations = dict.fromkeys(self.agents, debate_over)
+        next_agents = [] if debate_over else self.agents
         if debate_over and judged:  # the debaters are done; the judge joins
             observations[self.judge] = self._judge_prompt()
             infos[self.judge] = {}
-            terminations[self.judge] = False
-        rewards = dict.fromkeys(terminations, reward)
-        truncations = dict.fromkeys(terminations, False)
+            next_agents = [self.judge]
         self.round += 1
-        if debate_over:
-            self.agents = [self.judge] if judged else []
-        return observations, rewards, terminations, truncations, infos
+        return self._end_step(observations, infos, reward, next_agents)
 
     def _judge_step(self, completion: str) -> StepResult:
-        judge, target = self.judge, self.problem.answer
+        target = self.problem.answer
         self._judge_answer = parse_integer_answer(completion)
         self._parse_failures += self._judge_answer is None
         self._team_answers.append(self._judge_answer)
@@ -380,21 +349,13 @@ class DebateEnv(TextTeamEnv):
             "parsed": self._judge_answer is not None,
             "round": self.round,
             "individual_reward": float(correct),
-            "episode": self._episode_metrics(),
         }
         observation = self._observe(
             f"Question: {self.problem.question}\n"
             f"Your decision, the team's answer: {_shown(self._judge_answer)}"
         )
         self.round += 1
-        self.agents = []
-        return (
-            {judge: observation},
-            {judge: float(correct)},
-            {judge: True},
-            {judge: False},
-            {judge: info},
-        )
+        return self._end_step({self.judge: observation}, {self.judge: info}, float(correct), [])
 
     # ------------------------------------------------------------ observations
 

@@ -97,15 +97,22 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import gymnasium
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from marl.core.bus import Message
-from scenarios.base import CHARSET, StepResult, TextTeamEnv
+from scenarios.base import (
+    CHARSET,
+    ScenarioOptions,
+    StepResult,
+    TextTeamEnv,
+    message_chars_option,
+    rounds_option,
+)
 from scenarios.parsing import FALLBACK_WINDOW, MARKER_WINDOW, sanitize_text
 
 MAX_ACTION_CHARS = 4000
@@ -120,17 +127,14 @@ MESSAGE_HEADER_CHARS = 20
 MARK = "  <-- the target"
 
 
-class ReferentialOptions(BaseModel):
+class ReferentialOptions(ScenarioOptions):
     """The referential game's options, as written under `scenario.options` in a config."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    rounds: int = Field(
+    rounds: int = rounds_option(
         2,
-        ge=2,
-        le=10,
-        description="Steps per episode: the speaker's round, then rounds-1 listener rounds "
+        "Steps per episode: the speaker's round, then rounds-1 listener rounds "
         "(listeners relay along the graph; the last round's picks count).",
+        minimum=2,
     )
     candidates: int = Field(
         4,
@@ -153,11 +157,10 @@ class ReferentialOptions(BaseModel):
         description="Id of the speaker (null: the first agent). Ignored when one agent plays "
         "alone: it is then both speaker and listener.",
     )
-    message_chars: int = Field(
+    message_chars: int = message_chars_option(
         200,
-        ge=20,
-        le=MAX_ACTION_CHARS,
-        description="Characters of a completion (its beginning) sent as a message.",
+        "Characters of a completion (its beginning) sent as a message.",
+        action_chars=MAX_ACTION_CHARS,
     )
     name_target: bool = Field(
         False,
@@ -259,32 +262,17 @@ class ReferentialEnv(TextTeamEnv):
         "render_modes": ["ansi"],
         "is_parallelizable": True,
     }
+    options_model: ClassVar[type[ReferentialOptions]] = ReferentialOptions
 
     def __init__(
         self,
         agent_ids: Sequence[str] = ("agent_0", "agent_1"),
         graph: nx.DiGraph | None = None,
-        rounds: int = 2,
-        candidates: int = 4,
-        attributes: Literal[2, 3] = 2,
-        distractors: Literal["random", "similar"] = "random",
-        speaker: str | None = None,
-        message_chars: int = 200,
-        name_target: bool = False,
+        options: ReferentialOptions | Mapping[str, Any] | None = None,
         render_mode: str | None = None,
-    ):
-        self.options = ReferentialOptions(
-            rounds=rounds,
-            candidates=candidates,
-            attributes=attributes,
-            distractors=distractors,
-            speaker=speaker,
-            message_chars=message_chars,
-            name_target=name_target,
-        )
-        self._init_team(
-            agent_ids, graph, render_mode, self.options.message_chars, "the referential game"
-        )
+        **option_values: Any,
+    ) -> None:
+        super().__init__(agent_ids, graph, options, render_mode, **option_values)
         self.alone = len(self.possible_agents) == 1
         speaker = self.options.speaker
         if self.alone or speaker is None:
@@ -332,12 +320,6 @@ class ReferentialEnv(TextTeamEnv):
         if self.alone:
             return {self.speaker: "speaker and listener"}
         return {a: "speaker" if a == self.speaker else "listener" for a in self.possible_agents}
-
-    @classmethod
-    def from_options(
-        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: ReferentialOptions
-    ) -> ReferentialEnv:
-        return cls(agent_ids, graph, **dict(options))
 
     def order(self, agent: str) -> list[str]:
         """The candidates as listener ``agent`` sees them, numbered from 1."""
@@ -394,14 +376,10 @@ class ReferentialEnv(TextTeamEnv):
         for agent in self.listeners:
             self._received[agent] += self.bus.drain(agent)
         observations = {a: self._listener_prompt(a) for a in self.listeners}
-        terminations = dict.fromkeys(self.listeners, False)
         if not self.alone:  # the speaker is done; the listeners join
             observations[self.speaker] = self._observe("Reference game: your part is over.")
-            terminations[self.speaker] = True
             infos.update({a: {} for a in self.listeners})
-        self.agents = list(self.listeners)
-        rewards = dict.fromkeys(terminations, 0.0)
-        return observations, rewards, terminations, dict.fromkeys(terminations, False), infos
+        return self._end_step(observations, infos, 0.0, self.listeners)
 
     def _listener_round(self, actions: dict[str, str]) -> StepResult:
         last = self.round == self.options.rounds - 1
@@ -434,21 +412,13 @@ class ReferentialEnv(TextTeamEnv):
         }
         self.round += 1
         if last:
-            for info in infos.values():
-                info["episode"] = self._episode_metrics()
             observations = {
                 a: self._observe(f"Reference game over. Your pick: {self._choices[a] or 'none'}.")
                 for a in self.agents
             }
-        else:
-            observations = {a: self._listener_prompt(a) for a in self.agents}
-        reward = float(team_correct) if last else 0.0
-        rewards = dict.fromkeys(self.agents, reward)
-        terminations = dict.fromkeys(self.agents, last)
-        truncations = dict.fromkeys(self.agents, False)
-        if last:
-            self.agents = []
-        return observations, rewards, terminations, truncations, infos
+            return self._end_step(observations, infos, float(team_correct), [])
+        observations = {a: self._listener_prompt(a) for a in self.agents}
+        return self._end_step(observations, infos, 0.0, self.agents)
 
     # ------------------------------------------------------------ observations
 

@@ -91,16 +91,23 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from marl.core.bus import Message
-from scenarios.base import CHARSET, StepResult, TextTeamEnv
+from scenarios.base import (
+    CHARSET,
+    ScenarioOptions,
+    StepResult,
+    TextTeamEnv,
+    message_chars_option,
+    rounds_option,
+)
 from scenarios.parsing import parse_integer_answer, sanitize_text
 
 MAX_ACTION_CHARS = 4000
@@ -110,17 +117,14 @@ PROMPT_CHARS = 1200
 MESSAGE_HEADER_CHARS = 20
 
 
-class RelayOptions(BaseModel):
+class RelayOptions(ScenarioOptions):
     """The relay game's options, as written under `scenario.options` in a config."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    rounds: int = Field(
+    rounds: int = rounds_option(
         2,
-        ge=2,
-        le=10,
-        description="Steps per episode: rounds-1 message rounds, then the answer round. A "
+        "Steps per episode: rounds-1 message rounds, then the answer round. A "
         "number crosses one graph edge per message round (a chain of n needs n-1).",
+        minimum=2,
     )
     digits: int = Field(
         2,
@@ -143,12 +147,11 @@ class RelayOptions(BaseModel):
         description="Id of the agent whose answer is the team's; null: every agent must "
         "report the right sum. Ignored when one agent plays alone.",
     )
-    message_chars: int = Field(
+    message_chars: int = message_chars_option(
         200,
-        ge=20,
-        le=MAX_ACTION_CHARS,
-        description="Characters of a message-round completion (its beginning) sent to "
+        "Characters of a message-round completion (its beginning) sent to "
         "the agent's out-neighbours.",
+        action_chars=MAX_ACTION_CHARS,
     )
 
 
@@ -186,26 +189,17 @@ class RelayEnv(TextTeamEnv):
         "render_modes": ["ansi"],
         "is_parallelizable": True,
     }
+    options_model: ClassVar[type[RelayOptions]] = RelayOptions
 
     def __init__(
         self,
         agent_ids: Sequence[str] = ("agent_0", "agent_1"),
         graph: nx.DiGraph | None = None,
-        rounds: int = 2,
-        digits: int = 2,
-        numbers: int | None = None,
-        reporter: str | None = None,
-        message_chars: int = 200,
+        options: RelayOptions | Mapping[str, Any] | None = None,
         render_mode: str | None = None,
-    ):
-        self.options = RelayOptions(
-            rounds=rounds,
-            digits=digits,
-            numbers=numbers,
-            reporter=reporter,
-            message_chars=message_chars,
-        )
-        self._init_team(agent_ids, graph, render_mode, self.options.message_chars, "the relay game")
+        **option_values: Any,
+    ) -> None:
+        super().__init__(agent_ids, graph, options, render_mode, **option_values)
         alone = len(self.possible_agents) == 1
         reporter = None if alone else self.options.reporter
         if reporter is not None and reporter not in self.possible_agents:
@@ -245,12 +239,6 @@ class RelayEnv(TextTeamEnv):
         self.target = 0
         self._received: dict[str, list[Message]] = {}
         self._answers: dict[str, int | None] = {}
-
-    @classmethod
-    def from_options(
-        cls, agent_ids: Sequence[str], graph: nx.DiGraph | None, options: RelayOptions
-    ) -> RelayEnv:
-        return cls(agent_ids, graph, **dict(options))
 
     def agent_roles(self) -> dict[str, str]:
         """Which of the numbers each agent holds, and whether its answer counts."""
@@ -300,19 +288,11 @@ class RelayEnv(TextTeamEnv):
 
     def step(self, actions: dict[str, str]) -> StepResult:
         self._check_actions(actions)
-        last = self.round == self.options.rounds - 1
-        if last:
-            observations, reward, infos = self._answer_round(actions)
-        else:
-            observations, reward, infos = self._message_round(actions)
-        rewards = dict.fromkeys(self.agents, reward)
-        terminations = dict.fromkeys(self.agents, last)
-        truncations = dict.fromkeys(self.agents, False)
-        if last:
-            self.agents = []
-        return observations, rewards, terminations, truncations, infos
+        if self.round == self.options.rounds - 1:
+            return self._answer_round(actions)
+        return self._message_round(actions)
 
-    def _message_round(self, actions: dict[str, str]) -> tuple[dict, float, dict]:
+    def _message_round(self, actions: dict[str, str]) -> StepResult:
         infos = {}
         for agent in self.agents:
             content = sanitize_text(actions[agent].strip(), CHARSET, self.options.message_chars)
@@ -326,14 +306,14 @@ class RelayEnv(TextTeamEnv):
         for agent in self.agents:
             self._received[agent] += self.bus.drain(agent)
         self.round += 1
-        return {a: self._prompt(a) for a in self.agents}, 0.0, infos
+        observations = {a: self._prompt(a) for a in self.agents}
+        return self._end_step(observations, infos, 0.0, self.agents)
 
-    def _answer_round(self, actions: dict[str, str]) -> tuple[dict, float, dict]:
+    def _answer_round(self, actions: dict[str, str]) -> StepResult:
         self._answers = {
             a: parse_integer_answer(actions[a][-MAX_ACTION_CHARS:]) for a in self.agents
         }
         correct = {a: self._answers[a] == self.target for a in self.agents}
-        team_correct = all(correct[a] for a in self.counted)
         infos = {
             a: {
                 "round": self.round,
@@ -341,7 +321,6 @@ class RelayEnv(TextTeamEnv):
                 "correct": correct[a],
                 "parsed": self._answers[a] is not None,
                 "individual_reward": float(correct[a]),
-                "episode": self._episode_metrics(team_correct),
             }
             for a in self.agents
         }
@@ -350,7 +329,7 @@ class RelayEnv(TextTeamEnv):
             for a in self.agents
         }
         self.round += 1
-        return observations, float(team_correct), infos
+        return self._end_step(observations, infos, float(self._team_correct()), [])
 
     # ------------------------------------------------------------ observations
 
@@ -397,7 +376,12 @@ class RelayEnv(TextTeamEnv):
             lines.append("Nobody reads what you write this round; write a short note.")
         return self._observe("\n".join(lines))
 
-    def _episode_metrics(self, team_correct: bool) -> dict[str, Any]:
+    def _team_correct(self) -> bool:
+        """Did every counted agent answer the sum?"""
+        return all(self._answers[a] == self.target for a in self.counted)
+
+    def _episode_metrics(self) -> dict[str, Any]:
+        team_correct = self._team_correct()
         score = float(team_correct)
         return {
             "score": score,

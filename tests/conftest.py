@@ -42,7 +42,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "marl"))
 @pytest.fixture(scope="session")
 def ray_instance():
     """One real local Ray instance for the whole test run (2 CPUs, a small object store);
-    `RolloutWorkers` join it instead of starting their own."""
+    `RayRollouts` join it instead of starting their own."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from agents import vllm_backend
-from marl.config import ConfigError, validate_config
+from marl.assembly import validate_config
+from marl.core.config import ConfigError
 
 VALID = {
     "name": "t",
@@ -26,7 +27,7 @@ def test_backend_defaults_to_transformers() -> None:
 
 def test_vllm_backend_without_vllm_is_a_config_error_naming_the_extra(monkeypatch) -> None:
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
-    monkeypatch.setattr("marl.config.vllm_available", lambda: False)
+    monkeypatch.setattr("marl.assembly.vllm_available", lambda: False)
     with pytest.raises(ConfigError) as err:
         validate_config({**VALID, "resources": {"backend": "vllm"}})
     message = str(err.value)

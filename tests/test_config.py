@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from marl.config import ConfigError, apply_override, load_config, validate_config
+from marl.assembly import load_config, resolved_config, validate_config
+from marl.core.config import ConfigError
+from marl.core.config_file import apply_override
 from tests.conftest import CONFIGS
 
 VALID = {
@@ -27,7 +29,7 @@ def with_change(path: str, value: object) -> dict:
 def test_every_example_config_loads(path: Path) -> None:
     config = load_config(path)
     assert config.team.agents
-    assert config.resolved()["scenario"]["options"]  # defaults filled in
+    assert resolved_config(config)["scenario"]["options"]  # defaults filled in
 
 
 def test_valid_minimal_config_fills_defaults() -> None:
@@ -35,7 +37,7 @@ def test_valid_minimal_config_fills_defaults() -> None:
     assert config.team.ids == ["a", "b", "c"]
     assert config.single_agent_id == "a"
     assert config.graph.preset == "complete"
-    assert config.resolved()["scenario"]["options"]["task"]["operands"] >= 2
+    assert resolved_config(config)["scenario"]["options"]["task"]["operands"] >= 2
 
 
 BROKEN = [
@@ -141,3 +143,24 @@ def test_scenario_specific_graph_problems_are_found_at_load_time() -> None:
         validate_config(data)
     (path, msg), *_ = err.value.problems
     assert path == "graph" and "missing edges: a->c" in msg
+
+
+def test_the_schema_sampling_and_the_backends_sampling_agree() -> None:
+    """The config's `sampling:` (the core schema) and what the backends receive
+    (``agents.backend.Sampling``) are declared apart, so that the core imports no agents:
+    they must hold the same fields with the same defaults and bounds."""
+    from agents.backend import Sampling
+    from marl.core.config import SamplingConfig
+
+    def shape(model) -> dict:
+        schema = model.model_json_schema()["properties"]
+        return {
+            name: {k: v for k, v in field.items() if k != "title"} for name, field in schema.items()
+        }
+
+    assert shape(SamplingConfig) == shape(Sampling)
+    config = validate_config({**VALID, "team": {"agents": [{"id": "a", "sampling": {"top_k": 5}}]}})
+    from marl.assembly import llm_agents
+
+    (agent,) = llm_agents(config)
+    assert agent.sampling == Sampling(top_k=5)

@@ -341,7 +341,7 @@ def test_a_wrong_judge_loses_even_when_the_majority_is_right():
 
 def test_rollout_engine_plays_the_debaters_then_the_judge():
     from agents.team import ScriptedPolicy
-    from marl.rollout import run_episodes
+    from marl.rollouts.engine import run_episodes
 
     policy = ScriptedPolicy(lambda agent, observation: "Answer: 7")
     (episode,) = run_episodes(lambda: judged_env(rounds=2), policy, [3])

@@ -10,18 +10,19 @@ import pytest
 import yaml
 
 from agents.team import ScriptedPolicy
+from marl.assembly import load_config, scenario_options, validate_config
 from marl.cli import main
-from marl.config import ConfigError, load_config, validate_config
+from marl.commands.evaluate import evaluate, gain_summary, plan_ablation
 from marl.core.codec import TranscriptReader
-from marl.evaluate import (
-    TEST_SEED_OFFSET,
-    evaluate,
-    gain_summary,
-    plan_ablation,
-    split_config,
-    split_seeds,
-)
+from marl.core.config import ConfigError
+from marl.rollouts.local import InProcessRollouts
+from marl.tasks import TEST_SEED_OFFSET, split_config, split_seeds
 from tests.conftest import ROOT, config_on_tiny_model
+
+
+def scripted_rollouts(answer) -> InProcessRollouts:
+    """Rollouts in this process by a scripted policy ``(agent, observation) -> text``."""
+    return InProcessRollouts(ScriptedPolicy(answer), batch_size=32)
 
 
 def debate_config(tmp_path: Path, agents: list[str], episodes: int, **options: object):
@@ -58,7 +59,7 @@ def test_gain_summary_is_team_minus_best_and_mean_single() -> None:
 
 def test_evaluate_scores_the_team_and_each_agent_alone_on_the_same_seeds(tmp_path: Path) -> None:
     config = debate_config(tmp_path, ["bad", "half", "good"], episodes=8)
-    folder, summary = evaluate(config, ScriptedPolicy(scripted), split="test")
+    folder, summary = evaluate(config, scripted_rollouts(scripted), split="test")
     phases = summary["phases"]
     assert list(phases) == ["team", "single:bad", "single:half", "single:good"]
     singles = {a: phases[f"single:{a}"]["score"] for a in ("bad", "half", "good")}
@@ -97,9 +98,9 @@ def test_a_scenario_with_a_split_option_gets_it(tmp_path: Path) -> None:
     config = load_config(ROOT / "configs" / "coding_split.yaml")
     for split in ("train", "test"):
         with_split, info = split_config(config, split)
-        assert with_split.scenario_options().split == split
+        assert scenario_options(with_split).split == split
         assert info["scenario_option"] and f"split={split}" in info["how"]
-    assert config.scenario_options().split != "test"  # the original config is untouched
+    assert scenario_options(config).split != "test"  # the original config is untouched
 
 
 def test_marl_eval_end_to_end_on_the_tiny_model(tmp_path: Path, capsys) -> None:
@@ -141,7 +142,7 @@ def test_ablation_marginal_is_positive_for_the_needed_agent_and_zero_for_the_use
 ) -> None:
     # two voters: a tie goes to the first in team order, so 'good' alone decides
     config = debate_config(tmp_path, ["good", "bad"], episodes=4)
-    folder, summary = evaluate(config, ScriptedPolicy(scripted), ablate=True)
+    folder, summary = evaluate(config, scripted_rollouts(scripted), ablate=True)
     assert summary["phases"]["team"]["score"] == 1.0
     contribution = summary["contribution"]
     assert contribution["good"]["score_without"] == 0.0 and contribution["good"]["marginal"] == 1.0
@@ -170,7 +171,7 @@ def test_an_agent_the_scenario_needs_is_replaced_by_a_noop(tmp_path: Path) -> No
             "run": {"episodes": 3, "output_dir": str(tmp_path / "runs")},
         }
     )
-    right = ScriptedPolicy(
+    right = scripted_rollouts(
         lambda agent, obs: "Answer: -1" if agent == "bad" else scripted("good", obs)
     )
     folder, summary = evaluate(config, right, ablate=True)
@@ -217,7 +218,7 @@ def test_ablating_a_one_agent_team_is_a_config_error(tmp_path: Path, capsys) -> 
     assert "team.agents: --ablate removes one agent at a time and needs a team of at least 2" in err
     assert "Traceback" not in err
     with pytest.raises(ConfigError, match="at least 2"):
-        evaluate(load_config(path), ScriptedPolicy(scripted), ablate=True)
+        evaluate(load_config(path), scripted_rollouts(scripted), ablate=True)
 
 
 def test_marl_eval_ablate_prints_the_contribution_table(tmp_path: Path, capsys) -> None:

@@ -18,15 +18,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from marl.assembly import load_config, resolved_config, validate_config
 from marl.cli import main
-from marl.config import (
-    MAX_CONFIG_BYTES,
-    MAX_YAML_DEPTH,
-    ConfigError,
-    RunConfig,
-    load_config,
-    validate_config,
-)
+from marl.core.config import ConfigError, RunConfig
+from marl.core.config_file import MAX_CONFIG_BYTES, MAX_YAML_DEPTH
 from tests.conftest import CONFIGS
 
 EXAMPLES = {path.name: yaml.safe_load(path.read_text()) for path in CONFIGS}
@@ -66,7 +61,7 @@ def outcome(path: Path, overrides: list[str] | None = None) -> RunConfig | Confi
             assert where or FILE_LEVEL.search(message), (where, message)
         return err
     assert isinstance(config, RunConfig)
-    assert_fits_in_64_bits(config.resolved())
+    assert_fits_in_64_bits(resolved_config(config))
     return config
 
 

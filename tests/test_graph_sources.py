@@ -9,7 +9,8 @@ import networkx as nx
 import pytest
 import yaml
 
-from marl.config import ConfigError, GraphConfig, RandomGraphConfig, load_config, validate_config
+from marl.assembly import load_config, resolved_config, validate_config
+from marl.core.config import ConfigError, GraphConfig, RandomGraphConfig
 from marl.core.graph import (
     GraphError,
     GraphSchedule,
@@ -247,7 +248,7 @@ def test_random_graph_config_accepts_the_documented_forms() -> None:
     config = validate_config(
         {**CONFIG, "graph": {"random": {"kind": "watts_strogatz", "k": 2, "p": 0.1, "seed": 4}}}
     )
-    assert config.resolved()["graph"]["random"] == {
+    assert resolved_config(config)["graph"]["random"] == {
         "kind": "watts_strogatz",
         "p": 0.1,
         "k": 2,
@@ -256,7 +257,7 @@ def test_random_graph_config_accepts_the_documented_forms() -> None:
 
 
 def test_runs_build_envs_on_the_schedule_for_the_team_and_each_agent_alone() -> None:
-    from marl.simulate import env_factory
+    from marl.assembly import env_factory
 
     config = validate_config(
         {**CONFIG, "graph": {"rounds": [{"preset": "none"}, {"preset": "ring"}]}}

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from agents.backend import Sampling
-from agents.policies import PolicySet, precision_warning
+from agents.policies import Policies, make_policies, precision_warning
 from agents.team import LLMAgent
-from marl.config import TrainConfig
-from marl.rollout import Episode, Turn, run_cross, run_tree
+from marl.core.config import TrainConfig
+from marl.rollouts.engine import run_cross, run_tree
+from marl.rollouts.records import Episode, Turn
 from marl.trainers.magrpo import (
     MAGRPOTrainer,
     discounted_returns,
@@ -86,10 +87,10 @@ def test_k3_kl_is_zero_at_the_reference_and_positive_away() -> None:
 SAMPLING = Sampling(temperature=1.0, max_new_tokens=6)
 
 
-def make_policies(ids, kind="separate", seed=0) -> PolicySet:
+def tiny_policies(ids, kind="separate", seed=0) -> Policies:
     agents = [LLMAgent(a, "solver", "You are {id}.", "tiny-random", SAMPLING) for a in ids]
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
-    return PolicySet(agents, kind, lora=lora, seed=seed)
+    return make_policies(agents, kind, lora=lora, seed=seed)
 
 
 def episode(seed, sample, agent_turns, rewards) -> Episode:
@@ -114,7 +115,7 @@ def test_logprob_gap_counts_only_completion_tokens() -> None:
 
 
 def test_team_reward_is_shared_and_igrpo_uses_individual_rewards() -> None:
-    policies = make_policies(["a", "b"])
+    policies = tiny_policies(["a", "b"])
     eps = [
         episode(
             0,
@@ -145,46 +146,76 @@ def test_team_reward_is_shared_and_igrpo_uses_individual_rewards() -> None:
     ]
 
 
-def test_one_agent_magrpo_equals_a_hand_written_grpo_step() -> None:
-    config = TrainConfig(group_size=3, lr=0.05, max_grad_norm=1e9)
-    policies = make_policies(["solo"], seed=3)
-    outs = policies.team.act(
-        [*(__import__("agents.team").team.ActRequest("solo", "Hi", s) for s in range(3))]
-    )
-    rewards = [1.0, 0.0, 0.5]
+def grpo_group(policies, rewards: list[float]) -> tuple[list, list[Episode]]:
+    """One agent answers the same prompt len(rewards) times; each answer gets its reward."""
+    from agents.team import ActRequest
+
+    outs = policies.team.act([ActRequest("solo", "Hi", s) for s in range(len(rewards))])
     eps = [
         episode(7, g, [("solo", o.prompt_token_ids, o.token_ids, o.logprobs, {})], [r])
         for g, (o, r) in enumerate(zip(outs, rewards, strict=True))
     ]
+    return outs, eps
 
-    # GRPO by hand on an identical copy: A = R - mean(R); loss = -mean(sum log p * A); AdamW
-    twin = make_policies(["solo"], seed=3)
-    params = twin.parameters("solo")
-    opt = torch.optim.AdamW(params, lr=0.05, weight_decay=0.0)
+
+def hand_written_grpo_grads(policies, outs, rewards: list[float]) -> list[torch.Tensor]:
+    """GRPO by hand: A = R - mean(R); loss = -(1/G) sum_g A_g sum_k log p(y_gk)."""
     adv = torch.tensor(rewards) - torch.tensor(rewards).mean()
-    with twin.training("solo"):
-        logp, mask = twin.sequence_logprobs(
+    with policies.training("solo"):
+        logp, mask = policies.sequence_logprobs(
             "solo", [o.prompt_token_ids for o in outs], [o.token_ids for o in outs]
         )
         (-((logp * mask).sum(-1) * adv).mean()).backward()
-    opt.step()
+    return [p.grad.clone() for p in policies.parameters("solo")]
 
-    MAGRPOTrainer(policies, config).step(groups_from_episodes(eps, 1.0))
-    for mine, theirs in zip(policies.parameters("solo"), params, strict=True):
-        assert torch.allclose(mine, theirs, atol=1e-6)
-    assert any(
-        not torch.allclose(p, q)
-        for p, q in zip(params, make_policies(["solo"], seed=3).parameters("solo"), strict=True)
-    )
+
+@pytest.mark.parametrize(
+    "updates_per_batch", [1, 2], ids=["one pass", "two passes: clipping on from the second"]
+)
+def test_the_trainer_gradient_equals_a_hand_written_grpo_loss(updates_per_batch: int) -> None:
+    """The gradient, not an optimiser step (Adam's first step is lr * sign(g) and hides any
+    scale): the group has one sample at its mean (A = 0), which adds no gradient but counts
+    in the normaliser, as the paper's mean over the group does."""
+    rewards = [1.0, 0.0, 0.5]  # A = 0.5, -0.5, 0
+    config = TrainConfig(group_size=3, updates_per_batch=updates_per_batch)
+    policies = tiny_policies(["solo"], seed=3)
+    outs, eps = grpo_group(policies, rewards)
+    samples, _ = group_samples(groups_from_episodes(eps, 1.0), policies, config)
+    assert sorted(s.advantage for s in samples) == [-0.5, 0.0, 0.5]
+
+    trainer = MAGRPOTrainer(policies, config)
+    _, first_pass = trainer.backward("solo", samples)  # pi_old = pi: the ratio is 1, unclipped
+    mine = [p.grad.clone() for p in policies.parameters("solo")]
+    expected = hand_written_grpo_grads(tiny_policies(["solo"], seed=3), outs, rewards)
+    assert any(g.abs().sum() > 0 for g in expected)
+    for got, want in zip(mine, expected, strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-7)
+    # a second pass with pi_old = this first pass and unchanged weights: the same gradient
+    for p in policies.parameters("solo"):
+        p.grad = None
+    trainer.backward("solo", samples, old=first_pass)
+    for p, want in zip(policies.parameters("solo"), expected, strict=True):
+        assert torch.allclose(p.grad, want, rtol=1e-4, atol=1e-7)
+
+
+def test_a_step_with_every_group_flat_leaves_the_weights_alone() -> None:
+    config = TrainConfig(group_size=3, lr=0.05)
+    policies = tiny_policies(["solo"], seed=3)
+    _, eps = grpo_group(policies, [1.0, 1.0, 1.0])
+    before = [p.detach().clone() for p in policies.parameters("solo")]
+    stats = MAGRPOTrainer(policies, config).step(groups_from_episodes(eps, 1.0))
+    assert stats["flat_group_fraction"] == 1.0 and stats["solo/grad_norm"] == 0.0
+    for p, q in zip(policies.parameters("solo"), before, strict=True):
+        assert torch.equal(p, q)
 
 
 @pytest.mark.parametrize("kind", ["separate", "shared", "separate_full"])
 def test_a_step_moves_only_the_policy_weights(kind: str) -> None:
     import tests.toy_scenario  # noqa: F401  registers toy_length_v0
-    from marl.rollout import run_episodes
+    from marl.rollouts.engine import run_episodes
     from scenarios import make_env
 
-    policies = make_policies(["a", "b"], kind=kind)
+    policies = tiny_policies(["a", "b"], kind=kind)
     model = next(iter(policies.models.values()))
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
     before = policies.state_dict()
@@ -216,12 +247,12 @@ def test_bf16_update_matches_fp32_and_keeps_fp32_weights(kind) -> None:
     """bf16 runs the passes through a bfloat16 copy: the gradient is fp32's up to rounding,
     and the fp32 weights the optimiser steps and generation uses stay fp32."""
     import tests.toy_scenario  # noqa: F401  registers toy_length_v0
-    from marl.rollout import run_episodes
+    from marl.rollouts.engine import run_episodes
     from scenarios import make_env
 
     stats, moved = {}, {}
     for precision in ("fp32", "bf16"):
-        policies = make_policies(["a", "b"], kind=kind)
+        policies = tiny_policies(["a", "b"], kind=kind)
         eps = run_episodes(
             lambda: make_env("toy_length_v0", ["a", "b"]),
             policies.team,
@@ -251,7 +282,7 @@ def test_bf16_update_matches_fp32_and_keeps_fp32_weights(kind) -> None:
 def test_bf16_twin_gradient_accumulates_in_fp32() -> None:
     """Two backward passes through the twin add up on the fp32 weight's .grad exactly as
     one pass over both losses would, and leave no gradient on the twin."""
-    policies = make_policies(["a"], kind="separate_full")
+    policies = tiny_policies(["a"], kind="separate_full")
     prompt, completions = [3, 4, 5], [[6, 7], [8]]
     with policies.training("a", "bf16") as twin:
         for completion in completions:
@@ -287,7 +318,7 @@ def test_bf16_on_a_cpu_without_bfloat16_instructions_is_flagged(monkeypatch, has
 
 
 def test_episode_groups_discount_per_round() -> None:
-    policies = make_policies(["a"])
+    policies = tiny_policies(["a"])
     turns = [("a", [1], [5], [-1.0], {})]
     eps = []
     for g, rewards in enumerate([[0.0, 1.0], [1.0, 0.0]]):
@@ -360,7 +391,7 @@ def test_tree_mode_pays_an_agent_that_left_the_team_value_of_its_branch() -> Non
 
 def test_cross_mode_scores_each_completion_over_the_product() -> None:
     from agents.backend import Completion
-    from marl.rollout import request_seed
+    from marl.rollouts.engine import request_seed
     from scenarios.arithmetic import evaluate
     from scenarios.debate_v0 import DebateEnv
 
@@ -384,6 +415,37 @@ def test_cross_mode_scores_each_completion_over_the_product() -> None:
     # 2 agents: a tie goes to a's answer. Plays (a,b): (0,0)=1 (0,1)=1 (1,0)=0 (1,1)=0
     assert [r.returns["a"] for r in group.rollouts] == [1.0, 0.0]
     assert [r.returns["b"] for r in group.rollouts] == [0.5, 0.5]
+
+
+def test_cross_mode_rollout_g_records_its_own_joint_action() -> None:
+    """Rollout g is every agent's g-th completion: its transcript (turns, bus log) and its
+    episode metrics are those of the play (g, ..., g), not of another combination."""
+    from agents.backend import Completion
+    from marl.rollouts.engine import request_seed
+    from scenarios.debate_v0 import DebateEnv
+
+    G, agents = 3, ["a", "b", "c"]
+    sample_of = {request_seed(4, a, 0, g): g for a in agents for g in range(G)}
+
+    def answer(agent: str, g: int) -> str:
+        return f"Answer: {10 * g + agents.index(agent)}"  # nobody agrees with anybody
+
+    class AnswersItsSample:
+        def act(self, requests):
+            return [
+                Completion(answer(r.agent_id, sample_of[r.seed]), [1], [-1.0], [1])
+                for r in requests
+            ]
+
+    make_env = lambda: DebateEnv(agents, rounds=1, task="easy")  # noqa: E731
+    (group,) = run_cross(make_env, AnswersItsSample(), [4], G)
+    for g, rollout in enumerate(group.rollouts):
+        said = {t.agent: t.text for t in rollout.turns}
+        assert said == {a: answer(a, g) for a in agents}
+        # a three-way tie: the majority is the first agent's answer, a's g-th completion
+        assert rollout.metrics["team_answer"] == int(said["a"].removeprefix("Answer: "))
+        sent = {m["sender"]: m["meta"]["answer"] for m in rollout.messages}
+        assert sent == {a: int(said[a].removeprefix("Answer: ")) for a in agents}
 
 
 def test_an_agent_that_leaves_early_still_earns_the_final_team_reward() -> None:
@@ -420,7 +482,7 @@ def test_a_shared_prompt_runs_once_with_the_same_logprobs_and_gradients(kind: st
     from agents.policies import padded_logprobs
     from agents.team import ActRequest
 
-    policies = make_policies(["a"], kind=kind, seed=5)
+    policies = tiny_policies(["a"], kind=kind, seed=5)
     outs = policies.team.act([ActRequest("a", "Same question", s) for s in range(4)])
     outs.append(policies.team.act([ActRequest("a", "Another one", 9)])[0])
     prompts = [o.prompt_token_ids for o in outs]
@@ -480,7 +542,7 @@ def test_one_prompt_under_two_adapters_is_not_shared_between_them() -> None:
 
     agents = [LLMAgent(a, "solver", "You are a solver.", "tiny-random", SAMPLING) for a in "ab"]
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
-    policies = PolicySet(agents, "separate", lora=lora, seed=1)
+    policies = make_policies(agents, "separate", lora=lora, seed=1)
     with torch.no_grad():
         for p in policies.parameters("b"):
             p.add_(torch.randn_like(p) * 0.5)  # b's adapter far from a's

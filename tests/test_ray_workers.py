@@ -16,13 +16,15 @@ import pytest
 import torch
 
 from agents.team import ScriptedPolicy
+from marl.assembly import load_config, validate_config
 from marl.cli import main
-from marl.config import ConfigError, load_config, validate_config
+from marl.commands.train import Training
 from marl.core.codec import CodecError, pack, unpack
+from marl.core.config import ConfigError
 from marl.core.runs import RunFolder
-from marl.ray_workers import WIRE_LIMITS, RolloutWorkers, WorkerLost, _split
-from marl.rollout import group_from_record, group_record, run_tree
-from marl.train import Training
+from marl.rollouts.engine import run_tree
+from marl.rollouts.ray_workers import WIRE_LIMITS, RayRollouts, WorkerLost, _split
+from marl.rollouts.records import group_from_record, group_record
 from tests.test_rollout import make_env, solver
 from tests.toy_scenario import toy_config  # registers toy_length_v0 in this process too
 
@@ -100,7 +102,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_step_is_redone(
 ) -> None:
     run = training(tmp_path, "killed", workers=2)
     try:
-        victim = run.workers.pids()[0]
+        victim = run.rollouts.pids()[0]
         kills = []
 
         def kill_once(actors) -> None:
@@ -110,10 +112,10 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_step_is_redone(
                 os.kill(victim, signal.SIGKILL)
                 kills.append(victim)
 
-        run.workers.on_submit = kill_once
+        run.rollouts.on_submit = kill_once
         run.run()
         assert kills == [victim]
-        assert victim not in run.workers.pids()  # a new process took its place
+        assert victim not in run.rollouts.pids()  # a new process took its place
     finally:
         run.close()
     lines = metrics(run.folder.path)
@@ -130,8 +132,8 @@ def test_a_worker_that_dies_past_its_restarts_stops_with_a_clear_error(
 ) -> None:
     run = training(tmp_path, "lost", workers=1, max_worker_restarts=0)
     try:
-        (pid,) = run.workers.pids()
-        run.workers.on_submit = lambda actors: os.kill(pid, signal.SIGKILL)
+        (pid,) = run.rollouts.pids()
+        run.rollouts.on_submit = lambda actors: os.kill(pid, signal.SIGKILL)
         with pytest.raises(WorkerLost, match="max_worker_restarts=0"):
             run.train_step()
     finally:
@@ -150,7 +152,7 @@ def test_pushed_weights_are_the_ones_the_workers_sample_with(
     try:
 
         def gap(version: int) -> float:
-            groups = run.workers.rollout_groups([5, 6], step=0)
+            groups = run.rollouts.groups(run.train_env, [5, 6], 0, run.tc)
             assert {g.policy_version for g in groups} == {version}
             turns = [t for g in groups for r in g.rollouts for t in r.turns]
             worst = 0.0
@@ -169,8 +171,7 @@ def test_pushed_weights_are_the_ones_the_workers_sample_with(
                     worst = max(worst, float((fresh[row, -n:] - sampled).abs().max()))
             return worst
 
-        state = run.policies.state_dict()
-        run.workers.push(0, state, wait=True)
+        run.rollouts.load_weights(0, wait=True)  # as built: version 0
         assert gap(0) < 1e-3
         with torch.no_grad():  # the driver's weights move; the workers still hold version 0
             for name in run.policies.policies:
@@ -178,7 +179,7 @@ def test_pushed_weights_are_the_ones_the_workers_sample_with(
                     p.add_(torch.randn_like(p) * 0.5)
         assert gap(0) > 1e-2
         moved = run.policies.state_dict()
-        run.workers.push(1, moved, wait=True)
+        run.rollouts.load_weights(1, wait=True)
         assert gap(1) < 1e-3
         full = sum(p.numel() for p in run.policies.models["a"].parameters())
         pushed = sum(t.numel() for t in moved.values())
@@ -228,6 +229,6 @@ def test_groups_survive_the_wire() -> None:
 def test_a_damaged_reply_names_the_worker_and_frame() -> None:
     good = pack({"seed": 1})
     with pytest.raises(CodecError, match="worker 3 frame 1"):
-        RolloutWorkers._decode({"worker": 3, "frames": [good, good[:-1]]})
+        RayRollouts._decode({"worker": 3, "frames": [good, good[:-1]]})
     with pytest.raises(ValueError, match="not a group record"):
         group_from_record({"seed": 1, "round": 0, "rollouts": [{"turns": "x"}]})

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import tests.toy_scenario  # noqa: F401  registers toy_length_v0
-from marl.config import validate_config
+from marl.assembly import validate_config
+from marl.commands.train import Training
 from marl.core.runs import RunFolder
-from marl.train import Training
 from tests.conftest import CONFIGS, config_on_tiny_model
 
 RECIPES = [p for p in CONFIGS if "train:" in p.read_text()]

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from agents.team import ScriptedPolicy
 from marl.core.graph import GraphError, build_graph
-from marl.rollout import run_episodes
+from marl.rollouts.engine import run_episodes
 from scenarios import SCENARIOS, make_env
 from scenarios.referential_v0 import (
     COLOURS,

@@ -23,10 +23,11 @@ from agents.team import ScriptedPolicy
 from analysis.browser import chromium_path, screenshot
 from analysis.report import write_report
 from analysis.rundata import RunFolderError, load_run, read_metrics_lines
+from marl.assembly import validate_config
 from marl.cli import main
-from marl.config import validate_config
-from marl.evaluate import evaluate
-from marl.simulate import simulate
+from marl.commands.evaluate import evaluate
+from marl.commands.simulate import simulate
+from marl.rollouts.local import InProcessRollouts
 
 PLANTED = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,7 +60,8 @@ def debate(tmp: Path, agents: list[str], episodes: int = 6, rounds: int = 2):
 @pytest.fixture(scope="module")
 def simulate_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("simulate")
-    folder, _ = simulate(debate(tmp, ["bad", "half", "good"]), ScriptedPolicy(scripted))
+    rollouts = InProcessRollouts(ScriptedPolicy(scripted), 32)
+    folder, _ = simulate(debate(tmp, ["bad", "half", "good"]), rollouts)
     return folder.path
 
 
@@ -67,7 +69,9 @@ def simulate_run(tmp_path_factory) -> Path:
 def eval_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("eval")
     config = debate(tmp, ["bad", "half", "good"], episodes=8)
-    folder, _ = evaluate(config, ScriptedPolicy(scripted), split="test", ablate=True)
+    folder, _ = evaluate(
+        config, InProcessRollouts(ScriptedPolicy(scripted), 32), split="test", ablate=True
+    )
     return folder.path
 
 

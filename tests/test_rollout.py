@@ -6,7 +6,7 @@ import re
 
 from agents.team import ActRequest, ScriptedPolicy
 from marl.core.graph import build_graph
-from marl.rollout import request_seed, run_episodes
+from marl.rollouts.engine import request_seed, run_episodes
 from scenarios.arithmetic import evaluate
 from scenarios.debate_v0 import DebateEnv
 

@@ -19,10 +19,10 @@ import yaml
 import marl.core.checkpoint
 import marl.core.runs
 from marl.cli import main
+from marl.commands.train import StopOnSignal
 from marl.core.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
 from marl.core.codec import TranscriptWriter
 from marl.core.runlock import LOCK, Holder
-from marl.train import StopOnSignal
 from tests.toy_scenario import toy_config  # registers toy_length_v0 too
 
 ROOT = Path(__file__).resolve().parent.parent

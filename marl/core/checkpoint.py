@@ -46,10 +46,6 @@ PREFIX = "step-"
 TEMPORARY = "."  # a checkpoint being written: ``.step-NNNNNN-XXXX``
 
 
-class CheckpointError(RuntimeError):
-    """No checkpoint in the run folder could be verified and loaded."""
-
-
 @dataclass
 class Checkpoint:
     step: int  # steps completed

@@ -65,7 +65,7 @@ class GraphError(ValueError):
 
 
 class RandomSpec(Protocol):
-    """A random graph's parameters (``marl.config.RandomGraphConfig`` is one)."""
+    """A random graph's parameters (``marl.core.config.RandomGraphConfig`` is one)."""
 
     kind: str
     p: float
@@ -74,7 +74,7 @@ class RandomSpec(Protocol):
 
 
 class GraphSpec(Protocol):
-    """One graph's description (``marl.config.GraphSpec`` is one)."""
+    """One graph's description (``marl.core.config.GraphSpec`` is one)."""
 
     preset: str | None
     hub: str | None
@@ -84,7 +84,8 @@ class GraphSpec(Protocol):
 
 
 class GraphScheduleSpec(GraphSpec, Protocol):
-    """A config's ``graph:`` section: one graph, or one per round (``marl.config.GraphConfig``)."""
+    """A config's ``graph:`` section: one graph, or one per round
+    (``marl.core.config.GraphConfig`` is one)."""
 
     rounds: Sequence[GraphSpec] | None
 

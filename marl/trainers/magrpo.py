@@ -1,10 +1,35 @@
 """MAGRPO: multi-agent group relative policy optimisation, and its baselines.
 
 Liu, Liang, Lyu, Amato, *LLM Collaboration With Multi-Agent Reinforcement Learning*
-(arXiv 2508.04652). For one task, G joint rollouts from the same initial state form a
-group; every agent's completion is scored by the team's joint return, its advantage is
-that return minus the group's baseline, and each agent's own policy takes a
-REINFORCE-style step. Baselines reuse the same code:
+(arXiv 2508.04652). For one task, G joint rollouts from the same history form a group;
+every agent's completion is scored by the team's return, its advantage is that return
+minus the group's baseline, and each agent's own policy takes a REINFORCE-style step.
+
+The objective, for policy p at one training step (each line names the code below):
+
+    R_t        = r_t + gamma * R_{t+1}                 discounted_returns; tree: mean over children
+    A_g        = R_g - mean_{g'} R_{g'}                 group_advantages (the paper's `mean`;
+                                                        also mean_std, rloo, max), over the G
+                                                        siblings g of one group, per agent
+    rho_k      = exp(log pi(y_k) - log pi_old(y_k))     per completion token k; pi_old = the
+                                                        weights before this step's first pass
+    L(y)       = -sum_k min(rho_k A, clip(rho_k, 1 - eps, 1 + eps) A)      policy_loss
+                 + beta * sum_k [exp(q_k) - q_k - 1],   q_k = log pi_ref(y_k) - log pi(y_k)
+                 (`loss_norm: token` divides both sums by the completion's length)
+    loss_p     = (1 / N_p) * sum over the N_p completions y of p in this step of L(y)
+
+* The normaliser N_p counts every completion of p in the step, those with A = 0 too (a
+  flat group, or the sample at its group's mean): they add nothing to the gradient and
+  are not run, but they count, so loss_p is the mean over groups of the paper's per-group
+  mean (groups of equal size) and a step whose groups are mostly flat is a smaller step.
+* pi_old is pi on the first pass over the batch, so rho = 1 there and clipping binds from
+  the second pass on (`updates_per_batch` > 1); the logprobs recorded at sampling time are
+  not used in the loss (with vLLM they come from other kernels), only compared with the
+  first pass (``logprob_gap_*`` in the metrics).
+* beta = `kl_coef`; pi_ref is the starting policy (a LoRA policy's base without its
+  adapter, or a frozen copy of full weights).
+
+Baselines reuse the same code:
 
 | algorithm | reward an agent learns from            | team                       |
 | --------- | -------------------------------------- | -------------------------- |
@@ -12,16 +37,13 @@ REINFORCE-style step. Baselines reuse the same code:
 | `igrpo`   | its own `individual_reward` from infos | the configured team        |
 | `grpo`    | the reward of the single-agent task    | the first agent alone      |
 
-The trainer consumes ``Group``s built by the rollout engine (``marl.rollout``): G sibling
-joint rollouts with each agent's return. Single turn, `aligned` pairs the g-th samples of
-every agent, `cross` plays all G^N combinations and scores a completion by the mean over
-those it took part in. Multi-turn, `episodes` mode makes G whole episodes a group at every
-round (cost linear in rounds; siblings at round t > 0 share the task, not their history),
-`tree` mode branches G ways from every history as the reference does (cost G^T; siblings
-share their history, so the baseline is per node). Log-probabilities for the update come
-from a fresh forward pass; those recorded at sampling time are the PPO ratio's "old" policy,
-and their distance to the fresh pass is logged (``logprob_gap_*``: rounding with the
-transformers backend, the sampler/trainer mismatch with vLLM).
+Groups come from the rollout engine (``marl.rollouts.engine``): single turn, `aligned`
+pairs the g-th samples of every agent, `cross` plays all G^N combinations and scores a
+completion by the mean over those it took part in. Multi-turn, `episodes` mode makes G
+whole episodes a group at every round (``groups_from_episodes``: cost linear in rounds;
+siblings at round t > 0 share the task, not their history), `tree` mode branches G ways
+from every history as the reference does (cost G^T; siblings share their history, so the
+baseline is per node).
 """
 
 from __future__ import annotations
@@ -31,9 +53,9 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.policies import PolicySet
-from marl.config import TrainConfig
-from marl.rollout import Episode, Group, JointRollout
+from agents.policies import Policies
+from marl.core.config import TrainConfig
+from marl.rollouts.records import Episode, Group, JointRollout
 
 # ------------------------------------------------------------------ the algorithm
 
@@ -74,9 +96,10 @@ def policy_loss(
     kl_coef: float = 0.0,
     loss_norm: str = "sequence",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """-(sum of token logprobs) x advantage, averaged over the group; optional clip and KL.
+    """L(y) of the module docstring for each row, and their mean over the rows.
 
-    On-policy (``old == logprobs``, no clip) the gradient is exactly -A * grad(sum log p).
+    On-policy (``old == logprobs``) the gradient is exactly -A * grad(sum log p), clipped
+    or not. ``clip_eps=None`` leaves the ratio unclipped (the pure functions' tests).
     """
     ratio = torch.exp(logprobs - old_logprobs)  # (B, T), 1 on-policy
     adv = advantages[:, None]
@@ -138,7 +161,7 @@ class Sample:
 
 
 def group_samples(
-    groups: Sequence[Group], policies: PolicySet, config: TrainConfig
+    groups: Sequence[Group], policies: Policies, config: TrainConfig
 ) -> tuple[list[Sample], dict[str, float]]:
     """Training samples: each agent's return against its siblings' (group-relative)."""
     samples: list[Sample] = []
@@ -168,7 +191,7 @@ def micro_batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
     """``samples`` in passes of at most ``size``, completions of one prompt kept together.
 
     Samples with the same prompt ids (a group's G completions of one turn) share one prompt
-    pass in ``PolicySet.sequence_logprobs``, so a prompt's samples fill a pass before the
+    pass in ``Policies.sequence_logprobs``, so a prompt's samples fill a pass before the
     next prompt starts; a prompt with more than ``size`` samples spans several passes.
     """
     by_prompt: dict[tuple[int, ...], list[Sample]] = {}
@@ -237,9 +260,9 @@ def groups_from_episodes(
 
 
 class MAGRPOTrainer:
-    """One optimiser per policy; ``step(episodes)`` makes one update from one step's groups."""
+    """One optimiser per policy; ``step(groups)`` makes one update from one step's groups."""
 
-    def __init__(self, policies: PolicySet, config: TrainConfig):
+    def __init__(self, policies: Policies, config: TrainConfig):
         self.policies = policies
         self.config = config
         self.optimizers = {
@@ -275,60 +298,86 @@ class MAGRPOTrainer:
         return stats
 
     def _update(self, policy: str, samples: list[Sample]) -> dict[str, float]:
+        """``updates_per_batch`` optimiser steps on loss_p of ``samples`` (all of p's)."""
         optimizer, scheduler = self.optimizers[policy], self.schedulers[policy]
         c = self.config
         totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "grad_norm": 0.0}
-        active = [s for s in samples if s.advantage != 0.0 or c.kl_coef > 0]
-        if not active:  # every group flat: nothing to learn this step, keep the schedule going
-            optimizer.step()  # no gradients: a no-op that keeps the scheduler's order check happy
-            scheduler.step()
-            return totals | {"lr": scheduler.get_last_lr()[0]}
-        # measured on the samples that take part in the update (no extra forward pass)
-        totals |= {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
-        clip = c.clip_eps if c.updates_per_batch > 1 else None
-        active_tokens = sum(len(s.token_ids) for s in active)
-        params = self.policies.parameters(policy)
-        for update in range(c.updates_per_batch):
+        old: list[torch.Tensor] | None = None  # pi_old per micro-batch, from the first pass
+        for _ in range(c.updates_per_batch):
             optimizer.zero_grad(set_to_none=True)
-            # bf16: the passes run through a bfloat16 copy; gradients, the optimiser and
-            # generation stay on the fp32 weights
-            with self.policies.training(policy, c.precision):
-                for chunk in micro_batches(active, c.micro_batch):
-                    prompts = [s.prompt_ids for s in chunk]
-                    completions = [s.token_ids for s in chunk]
-                    logprobs, mask = self.policies.sequence_logprobs(policy, prompts, completions)
-                    old = torch.zeros_like(logprobs)
-                    for row, s in enumerate(chunk):  # recorded logprobs, right aligned like mask
-                        old[row, old.shape[1] - len(s.logprobs) :] = torch.tensor(s.logprobs)
-                    if update == 0:  # before any step: the weights that sampled these tokens
-                        gap = logprob_gap(old, logprobs, mask)
-                        share = float(mask.sum()) / active_tokens  # a mean over all tokens
-                        totals["logprob_gap_mean"] += gap["logprob_gap_mean"] * share
-                        totals["logprob_gap_max"] = max(
-                            totals["logprob_gap_max"], gap["logprob_gap_max"]
-                        )
-                    ref = None
-                    if c.kl_coef > 0:
-                        ref, _ = self.policies.sequence_logprobs(
-                            policy, prompts, completions, reference=True
-                        )
-                    loss, part = policy_loss(
-                        logprobs,
-                        old if clip is not None else logprobs.detach(),
-                        torch.tensor([s.advantage for s in chunk]),
-                        mask,
-                        clip_eps=clip,
-                        ref_logprobs=ref,
-                        kl_coef=c.kl_coef,
-                        loss_norm=c.loss_norm,
-                    )
-                    weight = len(chunk) / len(active)  # micro-batches add up to the group mean
-                    (loss * weight).backward()
-                    totals["loss"] += loss.item() * weight / c.updates_per_batch
-                    totals["kl"] += part["kl"] * weight / c.updates_per_batch
-                    totals["clipped"] += part["clipped"] * weight / c.updates_per_batch
-            norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+            part, logprobs = self.backward(policy, samples, old)
+            if not logprobs:  # every sample has A = 0 and no KL: no gradient, nothing to run
+                break
+            if old is None:
+                old = logprobs
+                totals |= {k: part[k] for k in ("logprob_gap_mean", "logprob_gap_max")}
+            for key in ("loss", "kl", "clipped"):
+                totals[key] += part[key] / c.updates_per_batch
+            norm = torch.nn.utils.clip_grad_norm_(self.policies.parameters(policy), c.max_grad_norm)
             totals["grad_norm"] += float(norm) / c.updates_per_batch
+            optimizer.step()
+        if old is None:  # keep the schedule going; a step without gradients changes nothing
             optimizer.step()
         scheduler.step()
         return totals | {"lr": scheduler.get_last_lr()[0]}
+
+    def backward(
+        self, policy: str, samples: list[Sample], old: list[torch.Tensor] | None = None
+    ) -> tuple[dict[str, float], list[torch.Tensor]]:
+        """Add the gradient of loss_p over ``samples`` to the policy's ``.grad``.
+
+        ``old``: pi_old's token logprobs per micro-batch, as a first pass returned them;
+        ``None`` on the first pass, where pi_old is the current policy. Returns the pass's
+        stats and its detached token logprobs per micro-batch (empty when no sample needs a
+        pass: all have A = 0 and there is no KL term).
+        """
+        c = self.config
+        normaliser = len(samples)  # N_p: the A = 0 samples count, though they are not run
+        active = [s for s in samples if s.advantage != 0.0 or c.kl_coef > 0]
+        stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0}
+        logprobs_out: list[torch.Tensor] = []
+        if not active:
+            return stats, logprobs_out
+        stats |= {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
+        active_tokens = sum(len(s.token_ids) for s in active)
+        # bf16: the passes run through a bfloat16 copy; gradients, the optimiser and
+        # generation stay on the fp32 weights
+        with self.policies.training(policy, c.precision):
+            for n, chunk in enumerate(micro_batches(active, c.micro_batch)):
+                prompts = [s.prompt_ids for s in chunk]
+                completions = [s.token_ids for s in chunk]
+                logprobs, mask = self.policies.sequence_logprobs(policy, prompts, completions)
+                logprobs_out.append(logprobs.detach())
+                if old is None:  # the weights that sampled: how far the sampler's logprobs sit
+                    sampled = torch.zeros_like(logprobs)
+                    for row, s in enumerate(chunk):  # right aligned, like mask
+                        sampled[row, sampled.shape[1] - len(s.logprobs) :] = torch.tensor(
+                            s.logprobs
+                        )
+                    gap = logprob_gap(sampled, logprobs, mask)
+                    share = float(mask.sum()) / active_tokens  # a mean over all tokens
+                    stats["logprob_gap_mean"] += gap["logprob_gap_mean"] * share
+                    stats["logprob_gap_max"] = max(
+                        stats["logprob_gap_max"], gap["logprob_gap_max"]
+                    )
+                ref = None
+                if c.kl_coef > 0:
+                    ref, _ = self.policies.sequence_logprobs(
+                        policy, prompts, completions, reference=True
+                    )
+                loss, part = policy_loss(
+                    logprobs,
+                    logprobs.detach() if old is None else old[n],
+                    torch.tensor([s.advantage for s in chunk]),
+                    mask,
+                    clip_eps=c.clip_eps,
+                    ref_logprobs=ref,
+                    kl_coef=c.kl_coef,
+                    loss_norm=c.loss_norm,
+                )
+                weight = len(chunk) / normaliser  # policy_loss is a mean over the chunk's rows
+                (loss * weight).backward()
+                stats["loss"] += loss.item() * weight
+                stats["kl"] += part["kl"] * len(chunk) / len(active)
+                stats["clipped"] += part["clipped"] * len(chunk) / len(active)
+        return stats, logprobs_out

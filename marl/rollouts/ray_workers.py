@@ -1,9 +1,9 @@
-"""Ray scale-out for `marl train`: rollouts in N Ray actors, the trainer in this process.
+"""Rollouts on Ray: N actors play, the trainer stays in this process (`resources.workers`).
 
 | config (`resources:`)  | what it does                                                      |
 | ---------------------- | ----------------------------------------------------------------- |
-| `workers: N`           | N ``RolloutWorker`` actors; each holds its own scenario envs and  |
-|                        | a copy of the policies (transformers, or vLLM with `backend`)     |
+| `workers: N`           | N ``RolloutWorker`` actors; each holds its own in-process rollouts |
+|                        | and a copy of the policies (transformers, or vLLM with `backend`) |
 | `ray_address`          | join a running cluster (`ray start --head` / `--address=...`);    |
 |                        | without it a local instance starts: the workers' CPUs, no dashboard |
 | `cpus_per_worker`      | CPUs reserved per worker; also its torch threads                  |
@@ -11,24 +11,27 @@
 | `max_worker_restarts`  | Ray restarts a dead worker this often; its share is redone        |
 | `imports`              | modules every worker imports first (your own scenarios)           |
 
-One training step: the step's tasks are split into contiguous shares, one per worker;
-each worker plays its share with ``marl.train.collect_groups`` (sampling seeds depend on
+``RayRollouts`` is the ``Rollouts`` interface (``marl.rollouts.interface``) on those actors.
+Each actor builds its in-process rollouts with the ``build`` function it is given (a
+module-level function, so Ray ships it by name; ``marl.assembly.worker_rollouts``), which
+keeps this module free of the config-to-world wiring. A call's seeds are split into
+contiguous shares, one per worker; each worker plays its share (sampling seeds depend on
 the task, step and sample only, so the split does not change what is sampled) and sends
-the groups back as msgpack frames (``marl.core.codec``), which the driver decodes under the
-codec's limits. Held-out evaluations are split the same way. Transcripts, metrics and
-checkpoints are written by the driver only.
+the episodes or groups back as msgpack frames (``marl.core.codec``), which the driver
+decodes under the codec's limits. Transcripts, metrics and checkpoints are written by the
+driver only.
 
-Weights: after each update the driver puts ``PolicySet.state_dict()`` in the object store
-once (the LoRA adapters for `separate` / `shared`, every weight for `separate_full`) and
-every worker loads it (``set_weights``). Each rollout call also names the version
-it expects (the training step) and carries the reference, so a worker that missed a push
-(it was restarted) loads it before playing and says so; every group and episode records
-the version that played it, and the step's metrics count any that differ.
+Weights: ``load_weights(v)`` puts ``Policies.state_dict()`` in the object store once (the
+LoRA adapters for `separate` / `shared`, every weight for `separate_full`) and every worker
+loads it. Each call also names the version it expects and carries the reference, so a
+worker that missed a push (it was restarted) loads it before playing and says so; every
+group and episode records the version that played it, and the step's metrics count any
+that differ.
 
-A worker whose process dies mid-call is restarted by Ray (``max_restarts``; its
-``__init__`` runs again, weights are reloaded from the object store) and its share of the
-call is submitted again; the step's metrics say how many workers were replaced. Errors
-raised by the rollout code itself are not retried: they come back as they are.
+A worker whose process dies mid-call is restarted by Ray (``max_restarts``; its build runs
+again, weights are reloaded from the object store) and its share of the call is submitted
+again; the step's metrics say how many workers were replaced. Errors raised by the rollout
+code itself are not retried: they come back as they are.
 """
 
 from __future__ import annotations
@@ -38,25 +41,29 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from marl.config import RunConfig, import_modules
+from agents.policies import Policies
 from marl.core.codec import CodecError, Limits, pack, unpack
-from marl.rollout import Episode, Group, group_from_record, group_record
+from marl.core.config import ResourcesConfig, TrainConfig
+from marl.rollouts.interface import EnvMaker, Rollouts
+from marl.rollouts.records import Episode, Group, group_from_record, group_record
 
 # one frame per group or episode: far above a real one (a few hundred KB), far below memory
 WIRE_LIMITS = Limits(max_frame_bytes=256 * 1024 * 1024, max_str_len=64 * 1024 * 1024)
 
-
 RESTART_WAIT_TRIES = 1200  # half-second waits for a restarting worker: 10 minutes
+
+# what a worker builds once in its own process: its rollouts and the policies they play
+WorkerBuild = Callable[[], tuple[Rollouts, Policies]]
 
 
 class WorkerLost(RuntimeError):
     """A worker died more often than ``resources.max_worker_restarts`` allows."""
 
 
-def connect(resources: Any) -> bool:
+def connect(resources: ResourcesConfig) -> bool:
     """Join the configured Ray cluster, or start a local instance; reuse one already up.
 
     Returns whether this call started Ray (and so should shut it down)."""
@@ -84,32 +91,11 @@ def connect(resources: Any) -> bool:
 
 
 class RolloutWorker:
-    """One Ray actor: the config's environments and a copy of the trainable policies."""
+    """One Ray actor: in-process rollouts and the policies they play, built by ``build``."""
 
-    def __init__(self, config: RunConfig, agent_ids: Sequence[str], index: int):
-        import torch
-
-        from marl.evaluate import split_config
-        from marl.simulate import env_factory
-        from marl.train import build_policies, eval_config
-
-        torch.set_num_threads(config.resources.cpus_per_worker)
-        import_modules(config.resources.imports)  # before the config's scenario is built
+    def __init__(self, build: WorkerBuild, index: int):
         self.index = index
-        self.config = config
-        self.agent_ids = list(agent_ids)
-        self.policies = build_policies(config, agent_ids, reference=False)
-        self.vllm = None
-        if config.resources.backend == "vllm":
-            from agents.vllm_backend import VLLMPolicies
-
-            self.vllm = VLLMPolicies(
-                self.policies, max_batch_size=config.run.batch_size, seed=config.run.seed
-            )
-        self.acting = self.vllm.team if self.vllm else self.policies.team
-        self.make_train_env = env_factory(split_config(config, "train")[0], agent_ids)
-        self.eval_config = eval_config(config)
-        self.version: int | None = None  # weights as built: no training step's yet
+        self.rollouts, self.policies = build()
 
     def pid(self) -> int:
         return os.getpid()
@@ -119,45 +105,41 @@ class RolloutWorker:
         Ray hands over the reference and this worker fetches it only when it needs to)."""
         import ray
 
-        if version != self.version:
+        if version != self.rollouts.version:
             self.policies.load_state_dict(ray.get(boxed[0]))
-            if self.vllm is not None:
-                self.vllm.sync()
-            self.version = version
-        return self.version
+            self.rollouts.load_weights(version)
+        return version
 
-    def rollout(self, version: int, boxed: list, seeds: list[int], step: int) -> dict[str, Any]:
+    def groups(
+        self,
+        version: int,
+        boxed: list,
+        seeds: list[int],
+        make_env: EnvMaker,
+        step: int,
+        train: TrainConfig,
+    ) -> dict[str, Any]:
         """Training groups of ``seeds`` at ``step``, with the weights of ``version``."""
-        from marl.train import collect_groups
-
         caught_up = self._catch_up(version, boxed)
-        tc = self.config.train
-        groups = collect_groups(
-            self.make_train_env, self.acting, tc, seeds, step, self.config.run.batch_size
-        )
-        for group in groups:
-            group.policy_version = self.version
+        groups = self.rollouts.groups(make_env, seeds, step, train)
         frames = [pack(group_record(g), WIRE_LIMITS) for g in groups]
         return self._reply(frames, caught_up)
 
-    def play(
-        self, version: int, boxed: list, seeds: list[int], agent_ids: list[str]
+    def episodes(
+        self, version: int, boxed: list, seeds: list[int], make_env: EnvMaker, muted: list[str]
     ) -> dict[str, Any]:
-        """Held-out episodes of ``agent_ids`` (the team, or one agent alone) on ``seeds``."""
-        from marl.simulate import play
-
+        """One episode per seed (held-out evaluation), with the weights of ``version``."""
         caught_up = self._catch_up(version, boxed)
-        episodes = play(self.eval_config, self.acting, agent_ids, "eval", seeds=seeds).episodes
+        episodes = self.rollouts.episodes(make_env, seeds, muted=muted)
         for episode in episodes:
-            episode.policy_version = self.version
+            episode.policy_version = self.rollouts.version
         return self._reply([pack(e.to_record(), WIRE_LIMITS) for e in episodes], caught_up)
 
     def close(self) -> None:
-        if self.vllm is not None:
-            self.vllm.close()
+        self.rollouts.close()
 
     def _catch_up(self, version: int, boxed: list) -> bool:
-        if version == self.version:
+        if version == self.rollouts.version:
             return False
         self.set_weights(version, boxed)
         return True
@@ -171,13 +153,17 @@ class RolloutWorker:
         }
 
 
-class RolloutWorkers:
-    """The driver's handle on N ``RolloutWorker`` actors (``resources.workers``)."""
+class RayRollouts:
+    """``Rollouts`` on N ``RolloutWorker`` actors (``resources.workers``), each built by
+    ``build``; ``policies`` are the trainer's, whose weights ``load_weights`` pushes. The
+    weights of ``version`` are pushed at once, so the workers start with them."""
 
-    def __init__(self, config: RunConfig, agent_ids: Sequence[str]):
+    def __init__(
+        self, build: WorkerBuild, policies: Policies, resources: ResourcesConfig, version: int
+    ):
         import ray
 
-        resources = config.resources
+        self.policies = policies
         self.started_ray = connect(resources)
         self.max_restarts = resources.max_worker_restarts
         actor = ray.remote(RolloutWorker).options(
@@ -186,7 +172,7 @@ class RolloutWorkers:
             max_restarts=resources.max_worker_restarts,
             max_task_retries=0,  # a call cut by a death comes back to us and is redone here
         )
-        self.actors = [actor.remote(config, list(agent_ids), k) for k in range(resources.workers)]
+        self.actors = [actor.remote(build, k) for k in range(resources.workers)]
         self.version: int | None = None
         self._weights: Any = None  # ObjectRef of the newest state
         self._pushes: list[Any] = []
@@ -194,6 +180,7 @@ class RolloutWorkers:
         self.caught_up = 0  # calls where a worker had to load weights it missed
         try:  # wait until they are built: fail now, not mid-step
             self._pids = ray.get([a.pid.remote() for a in self.actors])
+            self.load_weights(version)
         except BaseException:
             self.close()
             raise
@@ -205,31 +192,40 @@ class RolloutWorkers:
 
         return ray.get([a.pid.remote() for a in self.actors])
 
-    def push(self, version: int, state: dict[str, Any], wait: bool = False) -> None:
-        """Put ``state`` in the object store once and have every worker load it; returns at
-        once unless ``wait`` (the next rollout call waits for the load anyway)."""
+    def load_weights(self, version: int, wait: bool = False) -> None:
+        """Put the policies' state in the object store once and have every worker load it;
+        returns at once unless ``wait`` (the next call waits for the load anyway)."""
         import ray
 
-        self._weights = ray.put(state)
+        if version == self.version:
+            return
+        # views of the live weights: ray.put serialises them at once, no 1 GB clone first
+        self._weights = ray.put(self.policies.state_dict(copy=False))
         self.version = version
         self._pushes = [a.set_weights.remote(version, [self._weights]) for a in self.actors]
         if wait:
             self._settle_pushes()
 
-    def rollout_groups(self, seeds: Sequence[int], step: int) -> list[Group]:
-        """Step ``step``'s groups for ``seeds``, played by the workers, in ``seeds`` order."""
-        replies = self._call("rollout", seeds, step=step)
-        groups = []
-        for reply in replies:
-            groups += [group_from_record(r) for r in self._decode(reply)]
-        return groups
+    def groups(
+        self, make_env: EnvMaker, seeds: Sequence[int], step: int, train: TrainConfig
+    ) -> list[Group]:
+        replies = self._call("groups", seeds, make_env=make_env, step=step, train=train)
+        return [group_from_record(r) for reply in replies for r in self._decode(reply)]
 
-    def play(self, agent_ids: Sequence[str], seeds: Sequence[int]) -> list[Episode]:
-        """Held-out episodes of ``agent_ids`` on ``seeds``, in ``seeds`` order."""
-        replies = self._call("play", seeds, agent_ids=list(agent_ids))
+    def episodes(
+        self,
+        make_env: EnvMaker,
+        seeds: Sequence[int],
+        *,
+        muted: Collection[str] = (),
+        on_turns: Callable[[int], None] | None = None,
+    ) -> list[Episode]:
+        replies = self._call("episodes", seeds, make_env=make_env, muted=sorted(muted))
         episodes = [Episode.from_record(r) for reply in replies for r in self._decode(reply)]
         for index, episode in enumerate(episodes):
             episode.index = index
+        if on_turns:
+            on_turns(sum(len(e.turns) for e in episodes))
         return episodes
 
     def step_report(self, groups: Sequence[Group], expected_version: int) -> dict[str, Any]:
@@ -275,8 +271,6 @@ class RolloutWorkers:
         import ray
         from ray.exceptions import ActorUnavailableError, RayActorError
 
-        if self._weights is None:
-            raise RuntimeError("no weights pushed to the workers yet; call push() first")
         self._settle_pushes()
         shares = _split(list(seeds), len(self.actors))
 

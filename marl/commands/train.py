@@ -15,9 +15,13 @@ polite stop: metrics lines, transcripts and checkpoints of finished steps are on
 write that fails (a full disk) raises ``WriteError`` and leaves every earlier checkpoint
 as it was; ``checkpoint_step`` then says where a resume would start.
 
-Held-out tasks are ``marl eval --split test``'s (``marl.evaluate``): seeds from 1,000,000
+Held-out tasks are ``marl eval --split test``'s (``marl.tasks``): seeds from 1,000,000
 up, training seeds stay below; a scenario with a ``split`` option also gets
 ``split: train`` / ``split: test``.
+
+Who plays the rollouts (this process on transformers or vLLM, or Ray workers) is the
+config's ``resources`` and ``marl.assembly.build_rollouts``'s business: the loop holds a
+``Rollouts`` and calls it the same way whichever it is.
 """
 
 from __future__ import annotations
@@ -34,39 +38,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pettingzoo import ParallelEnv
 
-from agents.policies import PolicySet
-from agents.team import LLMAgent, Policy
-from marl.config import RunConfig, TrainConfig
+from marl.assembly import (
+    build_policies,
+    build_rollouts,
+    env_factory,
+    load_config,
+    resolved_config,
+    training_agents,
+)
+from marl.commands.evaluate import gain_summary
 from marl.core.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
 from marl.core.codec import TranscriptWriter
+from marl.core.config import RunConfig, TrainConfig
 from marl.core.runs import RunFolder, WriteError, write_atomic, writing
-from marl.evaluate import TEST_SEED_OFFSET, gain_summary, split_config, split_seeds
-from marl.rollout import Group, group_record, run_cross, run_episodes, run_tree
-from marl.simulate import aggregate, env_factory, play
-from marl.trainers.magrpo import MAGRPOTrainer, groups_from_episodes
-
-
-def train_seeds(config: RunConfig, step: int) -> list[int]:
-    """The training tasks of ``step`` (0-based): fixed by the run seed and the step, and
-    always below the held-out seed range of ``marl.evaluate``."""
-    per_step = config.train.tasks_per_step
-    first = config.run.seed * 7919 + step * per_step
-    return [(first + k) % TEST_SEED_OFFSET for k in range(per_step)]
-
-
-def eval_config(config: RunConfig) -> RunConfig:
-    """The config the held-out evaluation plays: test split, ``eval_episodes`` tasks."""
-    config = config.model_copy(deep=True)
-    config.run.episodes = config.train.eval_episodes
-    return split_config(config, "test")[0]
-
-
-def training_agents(config: RunConfig) -> list[str]:
-    """Who trains: the team, or for `grpo` the first agent alone (the single-agent task)."""
-    ids = config.team.ids
-    return ids[:1] if config.train.algorithm == "grpo" else ids
+from marl.rollouts.records import Group, aggregate, group_record
+from marl.tasks import eval_config, split_config, split_seeds, train_seeds
+from marl.trainers.magrpo import MAGRPOTrainer
 
 
 class StopOnSignal:
@@ -137,48 +125,15 @@ class Training:
         self.agent_ids = training_agents(config)
         self.policies = build_policies(config, self.agent_ids, reference=self.tc.kl_coef > 0)
         self.trainer = MAGRPOTrainer(self.policies, self.tc)
-        self.make_train_env = env_factory(split_config(config, "train")[0], self.agent_ids)
+        self.train_env = env_factory(split_config(config, "train")[0], self.agent_ids)
         self.eval_config = eval_config(config)
         self.step = 0
         self.checkpoint_step: int | None = None  # the newest checkpoint on disk that verifies
-        # who plays the rollouts: Ray workers, a vLLM mirror of the policies, or the policies
-        self.workers = None
-        self.vllm = None
-        resources = config.resources
-        try:
-            if resources.workers:
-                from marl.ray_workers import RolloutWorkers
-
-                self.workers = RolloutWorkers(config, self.agent_ids)
-            elif resources.backend == "vllm":
-                from agents.vllm_backend import VLLMPolicies
-
-                self.vllm = VLLMPolicies(
-                    self.policies, max_batch_size=config.run.batch_size, seed=config.run.seed
-                )
-            if self.workers is not None:  # the starting weights (a resume pushes its own)
-                self.workers.push(self.step, self.policies.state_dict(copy=False))
-        except BaseException:
-            self.close()
-            raise
-        self.acting: Policy = self.vllm.team if self.vllm else self.policies.team
+        self.rollouts = build_rollouts(config, self.policies)  # holds version 0: step 0
 
     def close(self) -> None:
-        """Stop the workers or vLLM engines this run started (safe to call twice)."""
-        if self.workers is not None:
-            self.workers.close()
-            self.workers = None
-        if self.vllm is not None:
-            self.vllm.close()
-            self.vllm = None
-
-    def publish(self) -> None:
-        """Hand the current weights to whoever rolls out: vLLM engines, or the Ray workers
-        (through the object store; each episode then records this version, the step)."""
-        if self.vllm is not None:
-            self.vllm.sync()
-        if self.workers is not None:
-            self.workers.push(self.step, self.policies.state_dict(copy=False))
+        """Stop whatever plays the rollouts (workers, vLLM engines); safe to call twice."""
+        self.rollouts.close()
 
     # ---------------------------------------------------------------- state
 
@@ -230,7 +185,7 @@ class Training:
                 self.trainer.optimizers[name].load_state_dict(states["optimizer"])
                 self.trainer.schedulers[name].load_state_dict(states["scheduler"])
             self.step = self.checkpoint_step = checkpoint.step
-            self.publish()
+            self.rollouts.load_weights(self.step)
             notes.append(f"resumed from checkpoint step {self.step}")
         # from scratch, nothing written so far counts (not even the step-0 evaluation)
         self._truncate_after(self.step if checkpoint is not None else -1)
@@ -271,26 +226,16 @@ class Training:
             self.save()
         return last
 
-    def rollout_groups(self) -> list[Group]:
-        """This step's groups, by the configured joint / multi-turn mode, here or on Ray."""
-        seeds = train_seeds(self.config, self.step)
-        if self.workers is not None:
-            return self.workers.rollout_groups(seeds, self.step)
-        groups = collect_groups(
-            self.make_train_env, self.acting, self.tc, seeds, self.step, self.config.run.batch_size
-        )
-        for group in groups:
-            group.policy_version = self.step
-        return groups
-
     def train_step(self) -> dict[str, Any]:
         tc = self.tc
         start = time.perf_counter()
-        groups = self.rollout_groups()
+        seeds = train_seeds(self.config, self.step)
+        groups = self.rollouts.groups(self.train_env, seeds, self.step, tc)
         rollout_seconds = time.perf_counter() - start
         stats = self.trainer.step(groups)
         self.step += 1
-        self.publish()  # workers load the new weights while this process evaluates and saves
+        # Ray workers load the new weights while this process evaluates and saves
+        self.rollouts.load_weights(self.step)
         first = [r for g in groups if g.round == 0 for r in g.rollouts]
         returns = torch.tensor([sum(r.returns.values()) / len(r.returns) for r in first])
         first_turn: dict[str, int] = {}  # the round of each agent's first turn
@@ -320,8 +265,8 @@ class Training:
             self._write_transcripts(groups)
         if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.steps):
             record |= self.evaluate()
-        if self.workers is not None:  # after the evaluation: its calls count too
-            record |= self.workers.step_report(groups, expected_version=self.step - 1)
+        # after the evaluation: its calls count too
+        record |= self.rollouts.step_report(groups, expected_version=self.step - 1)
         record["tokens_per_s"] = round(tokens / max(record["rollout_seconds"], 1e-9), 2)
         self.folder.log_metrics(record)
         if self.step % tc.save_every == 0 or self.step == tc.steps:
@@ -334,10 +279,7 @@ class Training:
         seeds = split_seeds(config, "test")
 
         def score(agent_ids: Sequence[str]) -> float:
-            if self.workers is not None:
-                episodes = self.workers.play(agent_ids, seeds)
-            else:
-                episodes = play(config, self.acting, agent_ids, "eval", seeds=seeds).episodes
+            episodes = self.rollouts.episodes(env_factory(config, agent_ids), seeds)
             return aggregate(episodes)["score"]
 
         out = {"eval/team": score(self.agent_ids)}
@@ -370,85 +312,15 @@ class Training:
             raise
 
 
-def build_policies(config: RunConfig, agent_ids: Sequence[str], reference: bool) -> PolicySet:
-    """The trainable policies of ``agent_ids`` as ``train.policy`` says; built the same way
-    (same seed, so the same starting adapters) in the trainer and in every Ray worker."""
-    lora = config.train.lora
-    agents = [
-        LLMAgent(a.id, a.role, a.system_prompt, a.model, a.sampling)
-        for a in config.team.agents
-        if a.id in agent_ids
-    ]
-    return PolicySet(
-        agents,
-        config.train.policy,
-        lora={
-            "r": lora.r,
-            "lora_alpha": lora.alpha,
-            "lora_dropout": lora.dropout,
-            "target_modules": lora.target_modules,
-        },
-        seed=config.run.seed,
-        max_batch_size=config.run.batch_size,
-        reference=reference,
-    )
-
-
-def collect_groups(
-    make_env: Callable[[], ParallelEnv],
-    team: Policy,
-    tc: TrainConfig,
-    seeds: Sequence[int],
-    step: int,
-    batch_size: int,
-) -> list[Group]:
-    """Step ``step``'s training groups on ``seeds``, by the configured joint / multi-turn
-    mode. Sampling seeds depend on the task, the step and the sample only, so any split of
-    ``seeds`` (across Ray workers) plays the same rollouts."""
-    individual = tc.algorithm == "igrpo"
-    base = step * tc.group_size
-    if tc.joint == "cross":
-        return run_cross(
-            make_env,
-            team,
-            seeds,
-            tc.group_size,
-            individual=individual,
-            sample_base=base,
-            batch_size=batch_size,
-        )
-    if tc.multi_turn == "tree":
-        return run_tree(
-            make_env,
-            team,
-            seeds,
-            tc.group_size,
-            gamma=tc.gamma,
-            individual=individual,
-            sample_base=step,
-            batch_size=batch_size,
-        )
-    episodes = run_episodes(
-        make_env,
-        team,
-        [s for s in seeds for _ in range(tc.group_size)],
-        samples=[base + g for _ in seeds for g in range(tc.group_size)],
-        batch_size=batch_size,
-    )
-    return groups_from_episodes(episodes, tc.gamma, individual)
-
-
 def start_training(config: RunConfig, folder: RunFolder | None = None) -> Training:
     """A run with the resolved config in ``folder`` (default: a new one), ready to ``run()``."""
     folder = folder or RunFolder.create(config.run.output_dir, config.name)
-    folder.write_config(config.resolved())
+    folder.write_config(resolved_config(config))
     return Training(config, folder)
 
 
 def resume_training(run_dir: str | Path) -> tuple[Training, list[str]]:
     """Rebuild a run from its folder's config and continue from its newest good checkpoint."""
-    from marl.config import load_config
-
     folder = RunFolder(run_dir)
     training = Training(load_config(folder.path / RunFolder.CONFIG), folder)
     try:

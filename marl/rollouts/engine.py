@@ -10,6 +10,13 @@ scoring and training.
 Request seeds come from ``(episode seed, agent id, round)`` only, so an agent's sample in
 an episode does not depend on batch size, chunking or on which other agents are present:
 the single-agent baseline reproduces that agent's first-round answer in the team exactly.
+
+Training groups (``collect_groups``, by `train.joint` and `train.multi_turn`): G whole
+episodes per task (``run_episodes``, grouped by ``marl.trainers.magrpo.groups_from_episodes``),
+a tree that branches G ways from every history (``run_tree``), or every one of the G^N
+combinations of the agents' G samples in a single-turn scenario (``run_cross``). The
+scenario is read through the contract's two helpers, ``scenarios.base.team_reward`` and
+``scenarios.base.episode_metrics``.
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import copy
 import itertools
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from pettingzoo import ParallelEnv
 
 from agents.backend import Completion
 from agents.team import ActRequest, Policy
+from marl.core.config import TrainConfig
+from marl.rollouts.records import Episode, Group, JointRollout, Turn
+from marl.trainers.magrpo import groups_from_episodes
+from scenarios.base import episode_metrics, team_reward
 
 
 def request_seed(episode_seed: int, agent_id: str, round: int, sample: int = 0) -> int:
@@ -52,64 +62,6 @@ def act_in_chunks(
         if on_turns:
             on_turns(len(chunk))
     return completions
-
-
-@dataclass(slots=True)
-class Turn:
-    """One agent's action in one round of one episode."""
-
-    round: int
-    agent: str
-    observation: str
-    text: str
-    prompt_ids: list[int]
-    token_ids: list[int]
-    logprobs: list[float]
-    finish_reason: str
-    reward: float
-    info: dict[str, Any]
-
-
-@dataclass(slots=True)
-class Episode:
-    index: int
-    seed: int  # the task seed: episodes of one training group share it
-    sample: int  # which rollout of that task (sampling seeds differ per sample)
-    scenario: str
-    agents: list[str]
-    turns: list[Turn] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)  # team reward per round
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)  # the scenario's infos["episode"]
-    policy_version: int | None = None  # the training step whose weights played it (Ray)
-
-    @property
-    def team_return(self) -> float:
-        return float(sum(self.rewards))
-
-    @property
-    def completion_tokens(self) -> int:
-        return sum(len(t.token_ids) for t in self.turns)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(len(t.prompt_ids) for t in self.turns)
-
-    def to_record(self) -> dict[str, Any]:
-        """A msgpack-friendly dict (one transcript frame)."""
-        record = asdict(self)
-        record["return"] = self.team_return
-        return record
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Episode:
-        """The episode of a ``to_record`` dict (from a Ray worker); ``ValueError`` if not one."""
-        try:
-            data = {k: v for k, v in record.items() if k != "return"}
-            data["turns"] = [Turn(**t) for t in data.get("turns", [])]
-            return cls(**data)
-        except (TypeError, AttributeError) as err:
-            raise ValueError(f"not an episode record: {err}") from None
 
 
 def run_episodes(
@@ -154,15 +106,13 @@ def run_episodes(
         for i in live:
             env, episode = envs[i], episodes[i]
             obs, rewards, _terminations, _truncations, infos = env.step(actions[i])
-            team_reward = float(next(iter(rewards.values()))) if rewards else 0.0
-            episode.rewards.append(team_reward)
+            episode.rewards.append(team_reward(rewards))
             for agent in actions[i]:
                 request, completion = by_slot[(i, agent)]
                 episode.turns.append(_turn(round, agent, request, completion, rewards, infos))
             observations[i] = obs
             if not env.agents:
-                last = next(iter(infos.values()), {})
-                episode.metrics = dict(last.get("episode", {}))
+                episode.metrics = episode_metrics(infos)
                 episode.messages = [m.to_dict() for m in env.bus.log]
                 env.close()
         live = [i for i in live if envs[i].agents]
@@ -171,74 +121,6 @@ def run_episodes(
 
 
 # ------------------------------------------------------------------ training groups
-
-
-@dataclass(slots=True)
-class JointRollout:
-    """One joint action of a group: each agent's turn, its reward and its return."""
-
-    turns: list[Turn]
-    rewards: dict[str, float]  # per agent: the team reward, or its own (igrpo)
-    returns: dict[str, float] = field(default_factory=dict)
-    child: Group | None = None  # tree mode: the group that branches from here
-    metrics: dict[str, Any] = field(default_factory=dict)  # the episode's, when it ended here
-    messages: list[dict[str, Any]] = field(default_factory=list)  # the bus log, when it ended here
-
-
-@dataclass(slots=True)
-class Group:
-    """G sibling joint rollouts from the same history: the unit of a group-relative baseline."""
-
-    seed: int
-    round: int
-    rollouts: list[JointRollout]
-    policy_version: int | None = None  # the training step whose weights played it
-
-    @property
-    def agents(self) -> list[str]:
-        return list(self.rollouts[0].rewards)
-
-
-def group_record(group: Group) -> dict[str, Any]:
-    """A msgpack-friendly dict of a group (a transcript frame, or a Ray worker's reply);
-    tree links (``child``) are left out: returns already hold what they carried."""
-    return {
-        "seed": group.seed,
-        "round": group.round,
-        "policy_version": group.policy_version,
-        "rollouts": [
-            {
-                "turns": [asdict(t) for t in r.turns],
-                "rewards": r.rewards,
-                "returns": r.returns,
-                "metrics": r.metrics,
-                "messages": r.messages,
-            }
-            for r in group.rollouts
-        ],
-    }
-
-
-def group_from_record(record: dict[str, Any]) -> Group:
-    """The group of a ``group_record`` dict; ``ValueError`` naming the problem if not one."""
-    try:
-        rollouts = [
-            JointRollout(
-                [Turn(**t) for t in r["turns"]],
-                dict(r["rewards"]),
-                dict(r["returns"]),
-                metrics=dict(r["metrics"]),
-                messages=list(r["messages"]),
-            )
-            for r in record["rollouts"]
-        ]
-        group = Group(int(record["seed"]), int(record["round"]), rollouts)
-        group.policy_version = record["policy_version"]
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"not a group record: {type(err).__name__} {err}") from None
-    if not rollouts:
-        raise ValueError("not a group record: no rollouts")
-    return group
 
 
 def agent_rewards(turns: Sequence[Turn], team_reward: float, individual: bool) -> dict[str, float]:
@@ -284,7 +166,7 @@ def run_tree(
         observations, _ = env.reset(seed=seed)
         frontier.append(_Node(env, observations, seed, (), None))
     groups: list[Group] = []
-    team_reward: dict[int, float] = {}  # id(rollout) -> the joint reward of its step
+    joint_reward: dict[int, float] = {}  # id(rollout) -> the joint reward of its step
     round = 0
     while frontier:
         slots = [
@@ -314,14 +196,15 @@ def run_tree(
                 picked = {a: chosen[(id(node), g, a)] for a in node.env.agents}
                 obs, rewards, _, _, infos = env.step({a: c.text for a, (_, c) in picked.items()})
                 turns = [_turn(round, a, r, c, rewards, infos) for a, (r, c) in picked.items()]
-                team = float(next(iter(rewards.values()))) if rewards else 0.0
+                team = team_reward(rewards)
                 rollout = JointRollout(turns, agent_rewards(turns, team, individual))
-                team_reward[id(rollout)] = team
+                joint_reward[id(rollout)] = team
                 group.rollouts.append(rollout)
                 if env.agents:
                     next_frontier.append(_Node(env, obs, node.seed, (*node.path, g), rollout))
                 else:
-                    rollout.metrics = dict(next(iter(infos.values()), {}).get("episode", {}))
+                    rollout.metrics = episode_metrics(infos)
+                    rollout.messages = [m.to_dict() for m in env.bus.log]
             if node.parent is not None:
                 node.parent.child = group
             groups.append(group)
@@ -335,7 +218,7 @@ def run_tree(
             below = rollout.child.rollouts if rollout.child else []
             n = max(len(below), 1)
             team_future = sum(team_return[id(c)] for c in below) / n
-            team_return[id(rollout)] = team_reward[id(rollout)] + gamma * team_future
+            team_return[id(rollout)] = joint_reward[id(rollout)] + gamma * team_future
             for agent, reward in rollout.rewards.items():
                 future = team_future
                 if individual:  # igrpo: its own later rewards (none once it has left)
@@ -356,7 +239,9 @@ def run_cross(
 ) -> list[Group]:
     """`cross` joint mode (single turn): each agent samples G completions and every one of the
     G^N combinations is played; an agent's completion is scored by the mean team reward of the
-    combinations it took part in. Rollout g of a group holds every agent's g-th completion."""
+    combinations it took part in. Rollout g of a group is the joint action of every agent's
+    g-th completion: its turns, metrics and bus log are those of that combination, (g, ..., g);
+    its rewards and returns are each completion's mean over the product."""
     groups = []
     for seed in seeds:
         env = make_env()
@@ -374,8 +259,7 @@ def run_cross(
             for i, a in enumerate(agents)
         }
         totals = {(g, a): 0.0 for g in range(group_size) for a in agents}
-        turns: dict[tuple[int, str], Turn] = {}
-        metrics: list[dict[str, Any]] = []
+        own: dict[int, JointRollout] = {}  # g -> the combination (g, ..., g), as it was played
         for combo in itertools.product(range(group_size), repeat=len(agents)):
             branch = copy.deepcopy(env)
             _, rewards, _, _, infos = branch.step(
@@ -383,27 +267,25 @@ def run_cross(
             )
             if branch.agents:
                 raise ValueError("joint mode 'cross' needs a single-turn scenario (rounds: 1)")
-            team = float(next(iter(rewards.values())))
             step_turns = [
                 _turn(0, a, *picked[(g, a)], rewards, infos)
                 for g, a in zip(combo, agents, strict=True)
             ]
-            for (g, a), reward in zip(
-                zip(combo, agents, strict=True),
-                agent_rewards(step_turns, team, individual).values(),
-                strict=True,
-            ):
-                totals[(g, a)] += reward
-                turns.setdefault((g, a), step_turns[agents.index(a)])
-            metrics.append(dict(next(iter(infos.values()), {}).get("episode", {})))
+            shares = agent_rewards(step_turns, team_reward(rewards), individual)
+            for g, a in zip(combo, agents, strict=True):
+                totals[(g, a)] += shares[a]
+            if len(set(combo)) == 1:
+                own[combo[0]] = JointRollout(
+                    step_turns,
+                    {},
+                    metrics=episode_metrics(infos),
+                    messages=[m.to_dict() for m in branch.bus.log],
+                )
         share = group_size ** (len(agents) - 1)  # combinations each completion took part in
-        rollouts = []
-        for g in range(group_size):
-            mean = {a: totals[(g, a)] / share for a in agents}
-            rollouts.append(
-                JointRollout([turns[(g, a)] for a in agents], mean, dict(mean), metrics=metrics[g])
-            )
-        groups.append(Group(seed, 0, rollouts))
+        for g, rollout in own.items():
+            rollout.rewards = {a: totals[(g, a)] / share for a in agents}
+            rollout.returns = dict(rollout.rewards)
+        groups.append(Group(seed, 0, [own[g] for g in range(group_size)]))
     return groups
 
 
@@ -422,3 +304,47 @@ def _turn(
         reward=float(rewards.get(agent, 0.0)),
         info={k: v for k, v in infos.get(agent, {}).items() if k != "episode"},
     )
+
+
+def collect_groups(
+    make_env: Callable[[], ParallelEnv],
+    policy: Policy,
+    train: TrainConfig,
+    seeds: Sequence[int],
+    step: int,
+    batch_size: int,
+) -> list[Group]:
+    """Step ``step``'s training groups on ``seeds``, by the configured joint / multi-turn
+    mode. Sampling seeds depend on the task, the step and the sample only, so any split of
+    ``seeds`` (across Ray workers) plays the same rollouts."""
+    individual = train.algorithm == "igrpo"
+    base = step * train.group_size
+    if train.joint == "cross":
+        return run_cross(
+            make_env,
+            policy,
+            seeds,
+            train.group_size,
+            individual=individual,
+            sample_base=base,
+            batch_size=batch_size,
+        )
+    if train.multi_turn == "tree":
+        return run_tree(
+            make_env,
+            policy,
+            seeds,
+            train.group_size,
+            gamma=train.gamma,
+            individual=individual,
+            sample_base=step,
+            batch_size=batch_size,
+        )
+    episodes = run_episodes(
+        make_env,
+        policy,
+        [s for s in seeds for _ in range(train.group_size)],
+        samples=[base + g for _ in seeds for g in range(train.group_size)],
+        batch_size=batch_size,
+    )
+    return groups_from_episodes(episodes, train.gamma, individual)

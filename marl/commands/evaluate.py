@@ -2,24 +2,14 @@
 
 The team plays ``run.episodes`` tasks; then every agent plays the single-agent version of
 the same tasks alone (phase ``single:<id>``), with the same task and sampling seeds. Each
-phase goes through ``marl.simulate.play`` and into one run folder like `marl simulate`'s;
+phase goes through ``marl.commands.phases.play`` and into one run folder like `marl simulate`'s;
 ``summary.json`` adds the comparison: each agent's score alone, the best and the mean
 single score, and the team gain over both.
 
-Splits (``--split``), fixed by seed so train and test tasks never meet:
-
-| split   | task seeds                                   | scenario option      |
-| ------- | -------------------------------------------- | -------------------- |
-| none    | ``run.seed + k``, as `marl simulate` plays   | as configured        |
-| `train` | ``run.seed + k``, all below 1,000,000        | `split: train`       |
-| `test`  | ``1,000,000 + run.seed + k``                 | `split: test`        |
-
-``k`` runs over ``run.episodes``. The option column applies to scenarios with a fixed
-data set and a ``split`` option (coding_v0: a fixed 124/40 cut of HumanEval). Scenarios
-without one generate their tasks from the seed (debate_v0, wordmath_v0, relay_v0,
-referential_v0), so the seed range is the split; the summary says which applied. The test
-seeds are the ones `marl train` evaluates on (its training tasks use seeds below
-1,000,000), so `marl eval --split test` scores a team on the trainer's held-out tasks.
+Splits (``--split train|test``) are ``marl.tasks``'s: fixed by seed so train and test
+tasks never meet, and a scenario with a fixed data set (coding_v0) also gets its `split`
+option; the summary says which applied. The test seeds are the ones `marl train`
+evaluates on.
 
 Contribution (``--ablate``): leave-one-out counterfactuals on the same seeds. For each agent
 i the team plays again without it (phase ``ablate:<i>``), and ``summary.json`` gains
@@ -27,9 +17,9 @@ i the team plays again without it (phase ``ablate:<i>``), and ``summary.json`` g
 ``why``. The method is `removed` when the scenario runs without i and every other agent
 keeps its role (``agent_roles()`` of the scenario): i and its graph edges are dropped.
 Otherwise it is `noop`: i stays in the team, in its role, but every turn it takes is an
-empty completion (``agents.team.MutedAgents``). A debate judge, a referential speaker, a
-coding writer, a relay agent holding numbers are such agents: without them the task or
-the others' parts would change, not just the team.
+empty completion (``Rollouts.episodes(muted=[i])``). A debate judge, a referential
+speaker, a coding writer, a relay agent holding numbers are such agents: without them the
+task or the others' parts would change, not just the team.
 
 Left out: evaluating trained checkpoints (this evaluates the config's models as they are),
 and Shapley values over all coalitions (2^N team runs; leave-one-out needs N).
@@ -43,14 +33,14 @@ from typing import Any, Literal
 
 from pettingzoo import ParallelEnv
 
-from agents.team import MutedAgents, Policy
-from marl.config import ConfigError, RunConfig
+from marl.assembly import env_factory, resolved_config
+from marl.commands.phases import play, record_phase
+from marl.core.config import ConfigError, RunConfig
 from marl.core.runs import RunFolder
-from marl.simulate import env_factory, play, record_phase
+from marl.rollouts.interface import Rollouts
+from marl.tasks import Split, split_config, split_seeds
+from scenarios.base import TextTeamEnv
 
-TEST_SEED_OFFSET = 1_000_000
-Split = Literal["train", "test"]
-SPLITS: tuple[Split, ...] = ("train", "test")
 AblationMethod = Literal["removed", "noop"]
 
 
@@ -68,40 +58,6 @@ def gain_summary(team_score: float, singles: Mapping[str, float]) -> dict[str, A
     }
 
 
-def split_seeds(config: RunConfig, split: Split | None) -> list[int]:
-    """The task seeds of ``split`` (see the table above); train seeds stay below the test range."""
-    first = config.run.seed + (TEST_SEED_OFFSET if split == "test" else 0)
-    seeds = list(range(first, first + config.run.episodes))
-    if split == "train" and seeds[-1] >= TEST_SEED_OFFSET:
-        raise ConfigError(
-            [
-                (
-                    "run.seed",
-                    f"the train split uses seeds below {TEST_SEED_OFFSET:,}; run.seed + "
-                    f"run.episodes = {seeds[-1] + 1:,} reaches into the test seeds",
-                )
-            ]
-        )
-    return seeds
-
-
-def split_config(config: RunConfig, split: Split | None) -> tuple[RunConfig, dict[str, Any] | None]:
-    """The config with the scenario's ``split`` option set when it has one, and what was done."""
-    if split is None:
-        return config, None
-    has_option = "split" in type(config.scenario_options()).model_fields
-    if has_option:
-        config = config.model_copy(deep=True)
-        config.scenario.options = {**config.scenario.options, "split": split}
-        how = f"scenario option split={split}, and seeds of the {split} range"
-    else:
-        how = (
-            f"{config.scenario.name} has no split option: its tasks are generated from the "
-            f"seed, so the {split} split is its seed range"
-        )
-    return config, {"name": split, "scenario_option": has_option, "how": how}
-
-
 @dataclass(frozen=True)
 class Ablation:
     """How the team plays without ``agent``: who plays, and which stand-in, and why."""
@@ -111,8 +67,9 @@ class Ablation:
     why: str
     agents: list[str]  # who plays: the others (removed), or the whole team (noop)
 
-    def policy(self, policy: Policy) -> Policy:
-        return MutedAgents(policy, [self.agent]) if self.method == "noop" else policy
+    @property
+    def muted(self) -> list[str]:
+        return [self.agent] if self.method == "noop" else []
 
 
 def check_ablation(config: RunConfig) -> None:
@@ -132,8 +89,6 @@ def check_ablation(config: RunConfig) -> None:
 def scenario_roles(env: ParallelEnv) -> dict[str, str]:
     """The scenario's part for each agent; a scenario that is no ``TextTeamEnv`` (a test toy)
     declares none, so all its agents are alike."""
-    from scenarios.base import TextTeamEnv
-
     if isinstance(env, TextTeamEnv):
         return env.agent_roles()
     return dict.fromkeys(env.possible_agents, "member")
@@ -160,7 +115,7 @@ def plan_ablation(config: RunConfig, agent: str) -> Ablation:
 
 def evaluate(
     config: RunConfig,
-    policy: Policy,
+    rollouts: Rollouts,
     split: Split | None = None,
     on_turns: Callable[[int], None] | None = None,
     ablate: bool = False,
@@ -173,16 +128,18 @@ def evaluate(
     config, split_info = split_config(config, split)
     plans = [plan_ablation(config, a) for a in config.team.ids] if ablate else []
     folder = RunFolder.create(config.run.output_dir, config.name)
-    folder.write_config(config.resolved())
+    folder.write_config(resolved_config(config))
     ids = config.team.ids
     phases = []
     for name, agent_ids in [("team", ids)] + [(f"single:{a}", [a]) for a in ids]:
-        phase = play(config, policy, agent_ids, name, on_turns, seeds=seeds)
+        phase = play(config, rollouts, agent_ids, name, on_turns, seeds=seeds)
         record_phase(folder, phase)
         phases.append(phase)
     for plan in plans:
         name = f"ablate:{plan.agent}"
-        phase = play(config, plan.policy(policy), plan.agents, name, on_turns, seeds=seeds)
+        phase = play(
+            config, rollouts, plan.agents, name, on_turns, seeds=seeds, muted=plan.muted
+        )
         record_phase(folder, phase)
         phases.append(phase)
     summary = {

@@ -1,0 +1,74 @@
+"""A phase: one group of episodes played by the same agents (the team, one agent alone,
+the team without one agent), and how it goes into a run folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from marl.assembly import env_factory
+from marl.core.config import RunConfig
+from marl.core.runs import RunFolder
+from marl.rollouts.interface import Rollouts
+from marl.rollouts.records import Episode, aggregate
+
+
+@dataclass
+class Phase:
+    name: str
+    agents: list[str]
+    episodes: list[Episode]
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "agents": self.agents,
+            "episodes": len(self.episodes),
+            "seconds": round(self.seconds, 3),
+            **aggregate(self.episodes),
+        }
+
+
+def play(
+    config: RunConfig,
+    rollouts: Rollouts,
+    agent_ids: Sequence[str],
+    name: str,
+    on_turns: Callable[[int], None] | None = None,
+    seeds: Sequence[int] | None = None,
+    muted: Collection[str] = (),
+) -> Phase:
+    """Play ``agent_ids`` on one task per seed (default: ``run.seed + k``, k < ``run.episodes``)."""
+    if seeds is None:
+        seeds = [config.run.seed + k for k in range(config.run.episodes)]
+    start = time.perf_counter()
+    episodes = rollouts.episodes(
+        env_factory(config, agent_ids), seeds, muted=muted, on_turns=on_turns
+    )
+    return Phase(name, list(agent_ids), episodes, time.perf_counter() - start)
+
+
+def turns_expected(config: RunConfig, agent_count: int) -> int:
+    """Upper bound on agent turns for a progress bar: episodes x agents x rounds."""
+    env = env_factory(config, config.team.ids[:1])()
+    return config.run.episodes * agent_count * env.max_rounds
+
+
+def record_phase(folder: RunFolder, phase: Phase) -> None:
+    """Append a phase's episodes to the run folder: a transcript frame and a metrics line each."""
+    with folder.transcripts() as transcripts:
+        for episode in phase.episodes:
+            transcripts.write({**episode.to_record(), "phase": phase.name})
+            folder.log_metrics(
+                {
+                    "phase": phase.name,
+                    "episode": episode.index,
+                    "seed": episode.seed,
+                    "return": episode.team_return,
+                    "completion_tokens": episode.completion_tokens,
+                    "prompt_tokens": episode.prompt_tokens,
+                    **episode.metrics,
+                }
+            )
