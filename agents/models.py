@@ -43,13 +43,55 @@ def cache_dir() -> Path:
 
 
 def is_known_model(name: str) -> bool:
-    """True for embedded names, existing local folders and ``org/name`` hub ids."""
-    return name in KNOWN_MODELS or Path(name).is_dir() or _looks_like_hub_id(name)
+    """True when ``model_problem`` finds nothing wrong with ``name``."""
+    return model_problem(name) is None
+
+
+def model_problem(name: str) -> str | None:
+    """Why ``name`` names no model this machine can load, or None, without loading anything.
+
+    An embedded name is always fine. A name that is a path (it starts with ``.``, ``/`` or
+    ``~``, has more than one ``/``, or its first part is a local folder) must be a folder
+    with a ``config.json``, relative to the working folder. Any other ``org/name`` is a hub
+    id, which must already be in the local Hugging Face cache: runs never download.
+    """
+    if name in KNOWN_MODELS:
+        return None
+    path = Path(name).expanduser()
+    if _looks_like_path(name):
+        if not path.is_dir():
+            return f"no model folder at '{name}' ({path.absolute()} is not a folder)"
+        if not (path / "config.json").is_file():
+            return f"'{name}' is a folder without config.json, not a transformers model folder"
+        return None
+    if _looks_like_hub_id(name):
+        if _in_hub_cache(name):
+            return None
+        return (
+            f"'{name}' is not in the local Hugging Face cache and runs never download; fetch "
+            f"it first (huggingface-cli download {name}) or give a local folder"
+        )
+    return (
+        f"unknown model '{name}'; known: {', '.join(KNOWN_MODELS)}, "
+        "a local folder, or a hub id like org/name"
+    )
+
+
+def _looks_like_path(name: str) -> bool:
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).is_dir():
+        return True
+    return "/" in name and Path(name.split("/")[0]).is_dir()
 
 
 def _looks_like_hub_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def resolve_model(name: str) -> str:
@@ -58,11 +100,10 @@ def resolve_model(name: str) -> str:
         return str(_provision(EMBEDDED_MODEL, _convert_embedded))
     if name == TINY_MODEL:
         return str(_provision(TINY_MODEL, _build_tiny))
-    if Path(name).is_dir() or _looks_like_hub_id(name):
-        return name
-    raise ModelNotFound(
-        f"unknown model '{name}'; known: {', '.join(KNOWN_MODELS)}, a local folder, or a hub id"
-    )
+    problem = model_problem(name)
+    if problem is not None:
+        raise ModelNotFound(problem)
+    return str(Path(name).expanduser()) if _looks_like_path(name) else name
 
 
 def _provision(name: str, build) -> Path:

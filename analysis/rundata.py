@@ -30,8 +30,18 @@ from typing import Any, Literal
 
 import networkx as nx
 import yaml
+from pydantic import BaseModel
 
 from marl.core.codec import TranscriptReader
+from marl.core.config import ConfigError, parse_run_config
+from marl.core.files import InputFileError, read_bytes, read_text
+from marl.core.run_records import (
+    EpisodeRecord,
+    GroupRecord,
+    MetricsLine,
+    SummaryRecord,
+    problem,
+)
 from marl.core.runs import RunFolder
 
 RunKind = Literal["simulate", "eval", "train"]
@@ -139,25 +149,30 @@ class RunData:
             ) from None
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_SUMMARY_BYTES = 64 * 1024 * 1024
+MAX_METRICS_BYTES = 1024 * 1024 * 1024
+
+
 def load_run(path: str | Path) -> RunData:
-    """Read a run folder; raise ``RunFolderError`` when it is missing or not a run folder."""
+    """Read a run folder; raise ``RunFolderError`` when it is missing or not a run folder.
+
+    Every file is read as a regular file of bounded size, and every record is checked
+    against ``marl.core.run_records`` before anything uses it: what does not fit is skipped
+    and counted in ``problems`` (one sentence per file and kind of damage, with the first
+    case), never one line per bad record."""
     path = Path(path)
     if not path.exists():
         raise RunFolderError(f"{path} does not exist")
     if not path.is_dir():
         raise RunFolderError(f"{path} is a file; give a run folder (it holds config.yaml)")
     config_path = path / RunFolder.CONFIG
-    if not config_path.is_file():
+    if not config_path.exists():
         raise RunFolderError(
             f"{path} is not a run folder: it has no {RunFolder.CONFIG} "
             "(folders made by marl simulate, eval or train have one)"
         )
-    try:
-        config = yaml.safe_load(config_path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise RunFolderError(f"{config_path}: cannot read the run's config: {err}") from None
-    if not isinstance(config, dict) or "scenario" not in config or "team" not in config:
-        raise RunFolderError(f"{config_path} is not a resolved run config (no scenario or team)")
+    config = _read_config(config_path)
     metrics, problems = read_metrics_lines(path / RunFolder.METRICS)
     summary = _read_summary(path / RunFolder.SUMMARY, problems)
     train_dir = path / TRAIN_TRANSCRIPTS
@@ -167,10 +182,10 @@ def load_run(path: str | Path) -> RunData:
         episodes = _read_training_transcripts(train_dir, problems)
     else:
         episodes = _read_transcript(path / RunFolder.TRANSCRIPTS, problems)
-        phases = {e["phase"] for e in episodes} | {m.get("phase", "") for m in metrics}
+        phases = {e["phase"] for e in episodes} | {m.get("phase") or "" for m in metrics}
         is_eval = any(p.startswith(("single:", "ablate:")) for p in phases)
         kind = "eval" if is_eval or (summary and "best_single" in summary) else "simulate"
-        if summary is None:
+        if summary is None and not (path / RunFolder.SUMMARY).exists():
             problems.append(
                 f"{RunFolder.SUMMARY} is missing (the run did not finish?); the report's "
                 "scores come from the episodes that were read"
@@ -178,57 +193,125 @@ def load_run(path: str | Path) -> RunData:
     return RunData(path, kind, config, metrics, summary, episodes, problems)
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    """The run's resolved config, which must be a valid run config (the core's schema)."""
+    try:
+        data = yaml.safe_load(read_text(path, MAX_CONFIG_BYTES))
+    except InputFileError as err:
+        raise RunFolderError(f"cannot read the run's config: {err}") from None
+    except yaml.YAMLError as err:
+        raise RunFolderError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path} is not a run config (not a mapping)")
+    try:
+        return parse_run_config(data, str(path)).model_dump(mode="json")
+    except ConfigError as err:
+        first = "; ".join(f"{where}: {why}" for where, why in err.problems[:3])
+        more = f" (and {len(err.problems) - 3} more)" if len(err.problems) > 3 else ""
+        raise RunFolderError(f"{path} is not a valid run config: {first}{more}") from None
+
+
+class _Damage:
+    """Records of one file that did not fit their model: a count and the first reason."""
+
+    def __init__(self, name: str, what: str):
+        self.name, self.what = name, what
+        self.count, self.first = 0, ""
+
+    def add(self, where: str, why: str) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = f"{where}: {why}"
+
+    def report(self, problems: list[str]) -> None:
+        if self.count:
+            plural = "s" * (self.count != 1)
+            problems.append(
+                f"{self.name}: {self.count:,} {self.what}{plural} of the wrong shape skipped "
+                f"(first: {self.first})"
+            )
+
+
 def read_metrics_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The JSON objects of a ``metrics.jsonl`` and a sentence for each line skipped.
+    """The JSON objects of a ``metrics.jsonl`` that fit ``MetricsLine``, and what was skipped.
 
     A run killed mid-write leaves its last line without the newline that ends every
-    complete line; that line is reported as cut off, other bad lines as not JSON.
+    complete line; that line is reported as cut off, other bad lines by count.
     """
     if not path.exists():
         return [], [f"{path.name} is missing; no per-episode or per-step metrics"]
-    data = path.read_bytes()
-    lines = data.decode(errors="replace").split("\n")
+    try:
+        data = read_bytes(path, MAX_METRICS_BYTES)
+    except InputFileError as err:
+        return [], [f"{err}; no per-episode or per-step metrics"]
+    lines = data.split(b"\n")
     last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
-    out, problems = [], []
+    out, problems, cut = [], [], []
+    damage = _Damage(path.name, "line")
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw)
-        except ValueError:
+            record = json.loads(raw.decode("utf-8"))
+        except ValueError:  # not UTF-8 (UnicodeDecodeError is a ValueError), or not JSON
             record = None
         if isinstance(record, dict):
-            out.append(record)
+            why = problem(MetricsLine, record)
+            if why is None:
+                out.append(record)
+            else:
+                damage.add(f"line {i + 1}", why)
         elif i == last and not data.endswith(b"\n"):
-            problems.append(
-                f"{path.name}: line {i + 1} is cut off (run killed mid-write?); skipped"
-            )
+            cut.append(f"{path.name}: line {i + 1} is cut off (run killed mid-write?); skipped")
         else:
-            problems.append(f"{path.name}: line {i + 1} is not a JSON object; skipped")
-    return out, problems
+            damage.add(f"line {i + 1}", "not a JSON object")
+    damage.report(problems)
+    return out, problems + cut
 
 
 def _read_summary(path: Path, problems: list[str]) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(read_text(path, MAX_SUMMARY_BYTES))
+    except InputFileError as err:
+        problems.append(f"{err}; the summary is ignored")
+        return None
     except ValueError:
         problems.append(f"{path.name} is not valid JSON; ignored")
         return None
     if not isinstance(summary, dict):
         problems.append(f"{path.name} is not a JSON object; ignored")
         return None
+    why = problem(SummaryRecord, summary)
+    if why is not None:
+        problems.append(f"{path.name} has the wrong shape ({why}); ignored")
+        return None
     return summary
 
 
-def _read_frames(path: Path, problems: list[str], what: str) -> list[dict[str, Any]]:
-    """Every intact frame of one transcript file, with a sentence per kind of damage."""
-    reader = TranscriptReader(path)
-    frames = list(reader.records())
+def _read_frames(
+    path: Path, problems: list[str], what: str, model: type[BaseModel]
+) -> list[dict[str, Any]]:
+    """Every intact frame of one transcript file that fits ``model``; a sentence per kind
+    of damage."""
     name = (
         path.name if path.parent.name != TRAIN_TRANSCRIPTS else f"{TRAIN_TRANSCRIPTS}/{path.name}"
     )
+    reader = TranscriptReader(path)
+    frames = []
+    damage = _Damage(name, "frame")
+    try:
+        for n, frame in enumerate(reader.records()):
+            why = problem(model, frame)
+            if why is None:
+                frames.append(frame)
+            else:
+                damage.add(f"frame {n}", why)
+    except InputFileError as err:
+        problems.append(f"{err}; no {what} read from it")
+        return []
+    damage.report(problems)
     if reader.skipped:
         problems.append(
             f"{name}: {reader.skipped} frame{'s' * (reader.skipped != 1)} are not records; skipped"
@@ -246,13 +329,7 @@ def _read_transcript(path: Path, problems: list[str]) -> list[dict[str, Any]]:
     if not path.exists():
         problems.append(f"{path.name} is missing; no transcripts to show")
         return []
-    episodes = []
-    for frame in _read_frames(path, problems, "episodes"):
-        if not {"phase", "turns", "agents"} <= frame.keys():
-            problems.append(f"{path.name}: a frame is not an episode record; skipped")
-            continue
-        episodes.append(frame)
-    return episodes
+    return _read_frames(path, problems, "episodes", EpisodeRecord)
 
 
 def _read_training_transcripts(folder: Path, problems: list[str]) -> list[dict[str, Any]]:
@@ -262,10 +339,7 @@ def _read_training_transcripts(folder: Path, problems: list[str]) -> list[dict[s
         problems.append(f"{TRAIN_TRANSCRIPTS}/ has no step-*.msgpack files; no transcripts to show")
     records = []
     for path in files:
-        for group in _read_frames(path, problems, "groups"):
-            if not {"step", "seed", "round", "rollouts"} <= group.keys():
-                problems.append(f"{TRAIN_TRANSCRIPTS}/{path.name}: a frame is not a group; skipped")
-                continue
+        for group in _read_frames(path, problems, "groups", GroupRecord):
             for sample, rollout in enumerate(group["rollouts"]):
                 records.append(
                     {

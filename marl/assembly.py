@@ -8,6 +8,7 @@ is installed and registered:
 | check                                   | reported at                               |
 | --------------------------------------- | ----------------------------------------- |
 | `resources.imports` import              | `resources.imports`                       |
+| run folders can be made there           | `run.output_dir`                          |
 | the scenario is registered              | `scenario.name`                           |
 | every model name is known               | `team.agents[i].model`                    |
 | vLLM is installed for `backend: vllm`   | `resources.backend`                       |
@@ -40,7 +41,7 @@ from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ValidationError
 
 from agents.backend import Sampling
-from agents.models import KNOWN_MODELS, is_known_model
+from agents.models import model_problem
 from agents.policies import Policies, make_policies
 from agents.team import LLMAgent, Team
 from agents.vllm_backend import VLLM_INSTALL_HINT, VLLMPolicies, vllm_available
@@ -55,6 +56,7 @@ from marl.core.config import (
 )
 from marl.core.config_file import read_config_file
 from marl.core.graph import GraphError, build_graph_from_config, subgraph_for
+from marl.core.runs import output_dir_problem
 from marl.rollouts.interface import Rollouts
 from marl.rollouts.local import TransformersRollouts, VLLMRollouts
 from marl.rollouts.ray_workers import RayRollouts
@@ -99,9 +101,11 @@ def validate_config(
             import_modules(resources["imports"])
         except ValueError as err:
             raise ConfigError([("resources.imports", str(err))], source) from None
-    knowledge = Knowledge(base_dir=base_dir, scenarios=SCENARIOS, model_problem=_model_problem)
+    knowledge = Knowledge(base_dir=base_dir, scenarios=SCENARIOS, model_problem=model_problem)
     config = parse_run_config(data, source, knowledge)
     problems = cross_field_problems(config)
+    if (where := output_dir_problem(config.run.output_dir)) is not None:
+        problems.append(("run.output_dir", where))
     if config.resources.backend == "vllm" and not vllm_available():
         problems.append(
             (
@@ -124,15 +128,6 @@ def validate_config(
     if problems:
         raise ConfigError(problems, source)
     return config
-
-
-def _model_problem(name: str) -> str | None:
-    if is_known_model(name):
-        return None
-    return (
-        f"unknown model '{name}'; known: {', '.join(KNOWN_MODELS)}, "
-        "a local folder, or a hub id like org/name"
-    )
 
 
 def _scenario_accepts_team(config: RunConfig, options: BaseModel) -> list[tuple[str, str]]:

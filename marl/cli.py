@@ -14,6 +14,7 @@ A config error prints every bad field by its path and exits with status 2, no tr
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 check_ablation(config)
     except ConfigError as err:
-        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
     if args.command == "train":
         if config.train is None:
@@ -217,6 +218,7 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
 
     from agents.policies import precision_warning
     from marl.commands.train import StopOnSignal, resume_training, start_training
+    from marl.core.files import InputFileError
     from marl.core.runlock import RunFolderInUse, RunLock
     from marl.core.runs import RunFolder, WriteError, writing
     from marl.rollouts.ray_workers import WorkerLost
@@ -266,6 +268,12 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
                 _train_steps(training, progress, stop.requested)
         except RunFolderInUse as err:
             errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+            return 2
+        except (ConfigError, InputFileError) as err:  # a damaged run folder, found on resume
+            errors.print(
+                f"[bold red]error:[/] cannot resume {escape(str(resume))}: {escape(str(err))}",
+                soft_wrap=True,
+            )
             return 2
         except WriteError as err:
             what = "no space left on device" if err.disk_full else err.strerror or "write failed"
@@ -465,12 +473,16 @@ def _transcripts(args: argparse.Namespace) -> int:
 
     try:
         run = load_run(args.run_dir)
-        record, where = select_episode(run, args.episode, args.phase, args.step)
-    except (RunFolderError, EpisodeChoiceError) as err:
+    except RunFolderError as err:
         errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         return 2
     for problem in run.problems:
         console.print(f"[yellow]note:[/] {escape(problem)}", soft_wrap=True)
+    try:
+        record, where = select_episode(run, args.episode, args.phase, args.step)
+    except EpisodeChoiceError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
     console.print(render_episode(record, where, full=args.full))
     return 0
 
@@ -493,6 +505,13 @@ def _report(run_dirs: Sequence[str], out: str | None) -> int:
     else:
         target = Path(out)
         targets = [target / "report.html" if target.is_dir() else target]
+    from marl.core.runs import output_dir_problem
+
+    for target in targets:  # before the analysis: a bad --out is said at once
+        if target.is_dir() or (where := output_dir_problem(target.parent)) is not None:
+            why = f"{target} is a folder" if target.is_dir() else where
+            errors.print(f"[bold red]error:[/] cannot write the report: {escape(why)}")
+            return 2
     # one column per run, so that runs compare side by side in a terminal's width
     rows = [key_row(summary) for summary in summaries]
     table = Table(title="key results")
@@ -505,8 +524,15 @@ def _report(run_dirs: Sequence[str], out: str | None) -> int:
     for problem in report_problems(summaries):
         console.print(f"[yellow]skipped:[/] {escape(problem)}", soft_wrap=True)
     for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(page)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(page)
+        except OSError as err:
+            errors.print(
+                f"[bold red]error:[/] cannot write the report to {escape(str(target))}: "
+                f"{escape(err.strerror or str(err))}"
+            )
+            return 1 if err.errno in (errno.ENOSPC, errno.EDQUOT) else 2
         console.print(f"report: [bold]{escape(str(target))}[/]", soft_wrap=True)
     return 0
 

@@ -23,7 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from marl.core.config import StrictModel
 
 Operator = Literal["+", "-", "*"]
 
@@ -38,7 +40,7 @@ PRESETS: dict[str, dict[str, object]] = {  # easiest first
 }
 
 
-class ArithmeticSpec(BaseModel):
+class ArithmeticSpec(StrictModel):
     """How to draw an arithmetic problem; ``ArithmeticSpec.preset(name)`` gives a named level."""
 
     model_config = ConfigDict(extra="forbid")

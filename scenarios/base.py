@@ -44,9 +44,10 @@ from typing import Any, ClassVar, Self
 import networkx as nx
 from gymnasium.spaces import Text
 from pettingzoo import ParallelEnv
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from marl.core.bus import MessageBus
+from marl.core.config import StrictModel
 from marl.core.graph import GraphError, build_graph
 from scenarios.parsing import sanitize_text
 
@@ -63,7 +64,7 @@ StepResult = tuple[
 ]
 
 
-class ScenarioOptions(BaseModel):
+class ScenarioOptions(StrictModel):
     """The base of every scenario's options model, as written under `scenario.options`."""
 
     model_config = ConfigDict(extra="forbid")

@@ -33,8 +33,9 @@ import random
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from marl.core.config import StrictModel
 from scenarios.arithmetic import Problem
 
 Steps = Literal[1, 2, 3]
@@ -329,7 +330,7 @@ PRESETS: dict[str, dict[str, object]] = {  # easiest first
 }
 
 
-class WordProblemSpec(BaseModel):
+class WordProblemSpec(StrictModel):
     """How to draw a word problem; ``WordProblemSpec.preset(name)`` gives a named level."""
 
     model_config = ConfigDict(extra="forbid")

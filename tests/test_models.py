@@ -17,13 +17,34 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path: Path) -> None:
     assert models.cache_dir() == tmp_path / "own"
 
 
-def test_known_names_and_passthrough(tmp_path: Path) -> None:
+def test_known_names_and_passthrough(tmp_path: Path, monkeypatch) -> None:
     assert Path(models.resolve_model("tiny-random"), "config.json").is_file()
+    (tmp_path / "config.json").write_text("{}")
     assert models.resolve_model(str(tmp_path)) == str(tmp_path)
-    assert models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct").startswith("HuggingFaceTB/")
+    monkeypatch.setattr(models, "_in_hub_cache", lambda repo: repo == "HuggingFaceTB/SmolLM2")
+    assert models.resolve_model("HuggingFaceTB/SmolLM2") == "HuggingFaceTB/SmolLM2"
     with pytest.raises(models.ModelNotFound, match="unknown model 'smolm2'; known: smollm2"):
         models.resolve_model("smolm2")
     assert not models.is_known_model("smolm2")
+
+
+def test_a_model_name_that_cannot_load_is_refused_before_loading(tmp_path: Path, monkeypatch):
+    """A missing folder is not taken for a hub id, a folder must hold a model, and a hub id
+    must be in the local cache (runs never download): each is one sentence, not a traceback
+    from transformers later."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    monkeypatch.setattr(models, "_in_hub_cache", lambda repo: False)
+    for name, says in [
+        ("./mine", "no model folder at './mine'"),
+        ("models/mine", "no model folder at 'models/mine'"),  # `models` is a local folder
+        ("a/b/c", "no model folder at 'a/b/c'"),
+        ("models", "'models' is a folder without config.json"),
+        ("org/not-cached", "not in the local Hugging Face cache"),
+    ]:
+        assert says in models.model_problem(name), name
+        with pytest.raises(models.ModelNotFound, match=says.replace(".", r"\.")):
+            models.resolve_model(name)
 
 
 def test_interrupted_conversion_leaves_nothing_that_loads(monkeypatch, tmp_path: Path) -> None:

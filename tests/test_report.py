@@ -152,7 +152,7 @@ def test_metrics_lines_tell_a_cut_last_line_from_a_bad_one(tmp_path: Path) -> No
     lines, problems = read_metrics_lines(path)
     assert lines == [{"a": 1}, {"a": 2}]
     assert problems == [
-        "metrics.jsonl: line 2 is not a JSON object; skipped",
+        "metrics.jsonl: 1 line of the wrong shape skipped (first: line 2: not a JSON object)",
         "metrics.jsonl: line 4 is cut off (run killed mid-write?); skipped",
     ]
 

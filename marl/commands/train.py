@@ -51,11 +51,13 @@ from marl.commands.evaluate import gain_summary
 from marl.core.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
 from marl.core.codec import TranscriptWriter
 from marl.core.config import RunConfig, TrainConfig
+from marl.core.files import read_bytes
 from marl.core.runs import RunFolder, WriteError, write_atomic, writing
 from marl.rollouts.records import Group, aggregate, group_record
 from marl.tasks import eval_config, split_config, split_seeds, train_seeds
 from marl.trainers.magrpo import MAGRPOTrainer
 
+MAX_METRICS_BYTES = 1024 * 1024 * 1024  # a line per step: millions of steps
 
 class StopOnSignal:
     """``with StopOnSignal() as stop:``: the first SIGINT or SIGTERM sets ``stop.signum``
@@ -188,23 +190,37 @@ class Training:
             self.rollouts.load_weights(self.step)
             notes.append(f"resumed from checkpoint step {self.step}")
         # from scratch, nothing written so far counts (not even the step-0 evaluation)
-        self._truncate_after(self.step if checkpoint is not None else -1)
+        notes += self._truncate_after(self.step if checkpoint is not None else -1)
         return notes
 
-    def _truncate_after(self, step: int) -> None:
+    def _truncate_after(self, step: int) -> list[str]:
+        """Keep the metrics lines of steps up to ``step`` and drop the rest (the resumed run
+        writes them again). A damaged line (cut by a kill, not UTF-8, not JSON, no integer
+        step) is dropped like a torn tail, and said: it is the one thing lost."""
         metrics = self.folder.path / RunFolder.METRICS
+        notes = []
         if metrics.exists():
-            kept = []
-            for line in metrics.read_text().splitlines():
-                try:
-                    if json.loads(line)["step"] <= step:
-                        kept.append(line)
-                except (ValueError, KeyError):
-                    break  # a line cut by the kill: everything after it is redone
+            kept, damaged = [], []
+            for n, raw in enumerate(read_bytes(metrics, MAX_METRICS_BYTES).split(b"\n"), 1):
+                if not raw.strip():
+                    continue
+                line = _step_line(raw)
+                if line is None:
+                    damaged.append(n)
+                elif line[0] <= step:
+                    kept.append(line[1])
             write_atomic(metrics, "".join(k + "\n" for k in kept))
+            if damaged:
+                shown = ", ".join(map(str, damaged[:5])) + (" ..." if len(damaged) > 5 else "")
+                notes.append(
+                    f"dropped {len(damaged)} damaged line{'s' * (len(damaged) > 1)} of "
+                    f"{RunFolder.METRICS} (line {shown}); the run goes on from step {max(step, 0)}"
+                )
         for path in (self.folder.path / "transcripts").glob("step-*.msgpack"):
-            if int(path.stem.removeprefix("step-")) > step:
+            number = path.stem.removeprefix("step-")
+            if not number.isdigit() or int(number) > step:
                 path.unlink()
+        return notes
 
     # ---------------------------------------------------------------- loop
 
@@ -312,6 +328,18 @@ class Training:
             raise
 
 
+def _step_line(raw: bytes) -> tuple[int, str] | None:
+    """(step, line) of one metrics line, or None when it is damaged."""
+    try:
+        line = raw.decode("utf-8")
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):  # UnicodeDecodeError and JSON errors included
+        return None
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    return step, line
+
+
 def start_training(config: RunConfig, folder: RunFolder | None = None) -> Training:
     """A run with the resolved config in ``folder`` (default: a new one), ready to ``run()``."""
     folder = folder or RunFolder.create(config.run.output_dir, config.name)
@@ -322,7 +350,11 @@ def start_training(config: RunConfig, folder: RunFolder | None = None) -> Traini
 def resume_training(run_dir: str | Path) -> tuple[Training, list[str]]:
     """Rebuild a run from its folder's config and continue from its newest good checkpoint."""
     folder = RunFolder(run_dir)
-    training = Training(load_config(folder.path / RunFolder.CONFIG), folder)
+    config = load_config(folder.path / RunFolder.CONFIG)
+    metrics = folder.path / RunFolder.METRICS
+    if metrics.exists():  # before any model loads: a metrics "file" that is a folder, say
+        read_bytes(metrics, MAX_METRICS_BYTES)
+    training = Training(config, folder)
     try:
         return training, training.resume()
     except BaseException:

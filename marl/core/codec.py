@@ -32,6 +32,7 @@ from typing import Any, Self
 import msgpack
 
 from marl.core.bus import Message
+from marl.core.files import open_regular
 
 MiB = 1024 * 1024
 MAX_DEPTH = 1024  # msgpack's decoder refuses deeper nesting
@@ -183,7 +184,7 @@ class TranscriptReader:
 
     def records(self) -> Iterator[dict[str, Any]]:
         self.skipped, self.truncated_tail, self.error = 0, False, None
-        with self.path.open("rb") as file:
+        with open_regular(self.path) as file:
             # The buffer holds one whole frame plus one read of the next: a frame at the
             # limit still fits, and a header claiming more can never make it grow past that.
             unpacker = msgpack.Unpacker(

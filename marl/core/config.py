@@ -74,12 +74,56 @@ def _knowledge(info: ValidationInfo) -> Knowledge:
     return (info.context or {}).get("knowledge") or Knowledge()
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every model a config file is read into (the run config's sections, and
+    scenarios' options): unknown keys are errors, floats are finite, and ``true``/``false``
+    is no number (pydantic alone reads ``episodes: true`` as 1). Other conversions stay
+    pydantic's lax ones, so ``lr: 1e-4`` (a string to YAML) is still 0.0001."""
+
     # Finite floats and bounded ints: every value of a valid config fits msgpack and numpy.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if _boolean_for_number(value, cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number, got true/false")
+        return value
 
-class SamplingConfig(_Strict):
+
+def _boolean_for_number(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` holds a bool where ``annotation`` wants a number (lists looked into)."""
+    if isinstance(value, bool):
+        return _admits(annotation, (int, float)) and not _admits(annotation, (bool,))
+    if isinstance(value, list):
+        lists = [a for a in _members(annotation) if typing.get_origin(a) is list]
+        items = [typing.get_args(a)[0] for a in lists]
+        return any(_boolean_for_number(v, item) for v in value for item in items)
+    return False
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types a field may hold: the members of a union, the type under ``Annotated``."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) for m in _members(a)]
+    return [annotation]
+
+
+def _admits(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    for member in _members(annotation):
+        if typing.get_origin(member) is Literal:
+            if any(type(a) in kinds for a in typing.get_args(member)):
+                return True
+        elif member is Any or member in kinds:
+            return True
+    return False
+
+
+
+class SamplingConfig(StrictModel):
     """How one agent samples (``agents.backend.Sampling`` is what the backends receive;
     a test holds the two to the same fields and defaults). ``temperature: 0`` is greedy."""
 
@@ -91,7 +135,7 @@ class SamplingConfig(_Strict):
     max_new_tokens: int = Field(128, ge=1, le=4096, description="completion length cap")
 
 
-class AgentConfig(_Strict):
+class AgentConfig(StrictModel):
     id: str = Field(pattern=_ID_PATTERN, description="unique agent id, used on the bus")
     role: str = Field("solver", max_length=200, description="free text, {role} in prompts")
     system_prompt: str = Field(
@@ -99,8 +143,9 @@ class AgentConfig(_Strict):
     )
     model: str = Field(
         "smollm2-135m-instruct",
-        description="smollm2-135m-instruct (embedded), tiny-random (tests), a local folder, "
-        "or a hub id in the local HF cache",
+        description="smollm2-135m-instruct (embedded), tiny-random (tests), a model folder "
+        "(with config.json; relative to the working folder), or a hub id already in the "
+        "local Hugging Face cache (runs never download)",
     )
     sampling: SamplingConfig = Field(
         default_factory=SamplingConfig, description="how this agent samples (below)"
@@ -114,7 +159,7 @@ class AgentConfig(_Strict):
             raise ValueError(problem)
         return value
 
-class TeamConfig(_Strict):
+class TeamConfig(StrictModel):
     agents: list[AgentConfig] = Field(
         min_length=1, max_length=64, description="the team, 1 to 64 agents (below)"
     )
@@ -134,7 +179,7 @@ class TeamConfig(_Strict):
         return [a.id for a in self.agents]
 
 
-class RandomGraphConfig(_Strict):
+class RandomGraphConfig(StrictModel):
     """A seeded random graph over the team (both directions of every edge); see marl.core.graph."""
 
     kind: Literal[RANDOM_KINDS] = Field(description="gnp or watts_strogatz")  # type: ignore[valid-type]
@@ -147,7 +192,7 @@ class RandomGraphConfig(_Strict):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="the same seed gives the same graph")
 
 
-class GraphSpec(_Strict):
+class GraphSpec(StrictModel):
     """One graph from exactly one source; no source means the complete preset."""
 
     sources: ClassVar[tuple[str, ...]] = ("preset", "edges", "file", "random")
@@ -195,7 +240,7 @@ class GraphConfig(GraphSpec):
     )
 
 
-class ScenarioConfig(_Strict):
+class ScenarioConfig(StrictModel):
     name: str = Field(description="a registered scenario, e.g. debate_v0")
     options: dict[str, Any] = Field(
         default_factory=dict, description="the scenario's own options (see its options model)"
@@ -210,7 +255,7 @@ class ScenarioConfig(_Strict):
         return value
 
 
-class RunOptions(_Strict):
+class RunOptions(StrictModel):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="task and sampling seed")
     episodes: int = Field(20, ge=1, le=100_000, description="tasks to simulate")
     output_dir: str = Field("runs", description="parent folder of run folders")
@@ -220,7 +265,7 @@ class RunOptions(_Strict):
     batch_size: int = Field(32, ge=1, le=4096, description="max prompts per generate call")
 
 
-class ResourcesConfig(_Strict):
+class ResourcesConfig(StrictModel):
     """Where and on what the rollouts run: the one section that changes to scale out."""
 
     backend: Literal["transformers", "vllm"] = Field(
@@ -267,7 +312,7 @@ class ResourcesConfig(_Strict):
     )
 
 
-class LoraConfig(_Strict):
+class LoraConfig(StrictModel):
     r: int = Field(8, ge=1, le=256, description="LoRA rank")
     alpha: int = Field(16, ge=1, le=4096, description="LoRA scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the adapter's input")
@@ -278,7 +323,7 @@ class LoraConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """MAGRPO and its baselines (`marl train`). Defaults follow the MAGRPO paper where it says."""
 
     algorithm: Literal["magrpo", "igrpo", "grpo"] = Field(
@@ -362,7 +407,7 @@ class TrainConfig(_Strict):
     )
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     name: str = Field(
         "run", pattern=_ID_PATTERN, description="run folders are named <name>-<date>-<time>"
     )

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from marl.core.config import ConfigError, shown
+from marl.core.files import InputFileError, read_bytes
 
 # Bounds on reading a config file; a real config is a few KB, ~10 levels, a few hundred values.
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -33,15 +34,13 @@ def read_config_file(path: str | Path, overrides: list[str] | None = None) -> di
     """The mapping of a YAML config file, with ``key.path=value`` overrides applied."""
     path = Path(path)
     try:
-        with path.open("rb") as file:  # read no more than the limit: the path may be /dev/zero
-            raw = file.read(MAX_CONFIG_BYTES + 1)
-    except OSError as err:
-        raise ConfigError([("", f"cannot read {path}: {err.strerror}")], str(path)) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            [("", f"larger than {MAX_CONFIG_BYTES // 1024} KiB; a run config is a few KB")],
-            str(path),
-        )
+        raw = read_bytes(path, MAX_CONFIG_BYTES)  # a regular file: not a FIFO, not /dev/zero
+    except InputFileError as err:
+        if "at most" in err.reason:
+            problem = f"larger than {MAX_CONFIG_BYTES // 1024} KiB; a run config is a few KB"
+        else:
+            problem = f"cannot read {path}: it {err.reason}"
+        raise ConfigError([("", problem)], str(path)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

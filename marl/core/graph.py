@@ -38,6 +38,7 @@ round's own edges. ``build_graph`` builds one graph from one source;
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,9 +47,12 @@ from xml.etree.ElementTree import ParseError
 
 import networkx as nx
 
+from marl.core.files import InputFileError, read_bytes
+
 PRESETS = ("complete", "star", "chain", "ring", "none")
 RANDOM_KINDS = ("gnp", "watts_strogatz")
 GRAPHML_SUFFIXES = (".graphml",)
+MAX_GRAPH_FILE_BYTES = 16 * 1024 * 1024  # 64 agents on a complete graph: ~300 KB of GraphML
 EDGE_LIST_SUFFIXES = (".edges", ".edgelist", ".txt")
 
 
@@ -210,12 +214,14 @@ def read_graph_file(path: str | Path, agent_ids: Sequence[str]) -> list[tuple[st
             "file",
         )
     try:
+        data = io.BytesIO(read_bytes(path, MAX_GRAPH_FILE_BYTES))
+    except InputFileError as err:
+        raise GraphError(f"cannot read graph file {path}: it {err.reason}", "file") from None
+    try:
         if suffix in GRAPHML_SUFFIXES:
-            graph = nx.read_graphml(path)
+            graph = nx.read_graphml(data)
         else:
-            graph = nx.read_edgelist(path, create_using=nx.DiGraph, nodetype=str)
-    except OSError as err:
-        raise GraphError(f"cannot read graph file {path}: {err.strerror}", "file") from None
+            graph = nx.read_edgelist(data, create_using=nx.DiGraph, nodetype=str)
     except (ParseError, nx.NetworkXError, TypeError, ValueError) as err:  # ValueError: not UTF-8
         raise GraphError(f"{path} is not a valid graph file: {err}", "file") from None
     except KeyError as err:  # GraphML: an unknown attr.type, or a value it cannot convert

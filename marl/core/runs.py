@@ -30,6 +30,31 @@ import yaml
 
 from marl.core.codec import TranscriptWriter
 
+# pseudo-filesystems: a folder there is never where a run's files belong
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def output_dir_problem(output_dir: str | Path) -> str | None:
+    """Why run folders cannot be made under ``output_dir``, or None; checked before any model
+    loads, without creating anything: the nearest existing folder on the way must be a
+    writable folder outside the pseudo-filesystems."""
+    path = Path(output_dir).expanduser().absolute()
+    resolved = path.resolve()
+    for pseudo in map(Path, PSEUDO_FILESYSTEMS):
+        if resolved == pseudo or pseudo in resolved.parents:
+            return f"{output_dir} is under {pseudo}, which holds no files of a run"
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"{existing} is a broken link"
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a file" if existing.is_file() else "not a folder"
+        return f"{existing} is {what}; run folders go in a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write in {existing} (permission denied)"
+    return None
+
 
 class WriteError(OSError):
     """A file of a run folder could not be written; ``filename`` names it."""
