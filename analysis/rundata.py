@@ -96,10 +96,12 @@ class RunData:
 
         In ``episodes`` mode the rollouts with one step, seed and sample are the rounds of
         one episode and are joined; in ``tree`` mode a rollout's parent is not recorded, so
-        each rollout stays a record of its own round. Each record's ``rewards`` are per round
-        the mean over the acting agents of what they learnt from (the team reward, or under
-        igrpo their own); ``messages`` is the bus log where the transcript has it (``episodes``
-        mode keeps it on the last round; tree and cross rollouts have none).
+        each rollout stays a record of its own round, with ``node: True``: it is a branch
+        point, not an episode, its ``return`` is the one the trainer learnt from (the mean
+        over its agents of their returns), and only a node where the episode ended has
+        ``metrics`` and a score. Each record's ``rewards`` are per round the mean over the
+        acting agents of what they learnt from (the team reward, or under igrpo their own);
+        ``messages`` is the bus log where the transcript has it.
         """
         joined = (self.config.get("train") or {}).get("multi_turn", "episodes") == "episodes"
         by_key: dict[tuple[int, ...], list[dict[str, Any]]] = {}
@@ -110,6 +112,9 @@ class RunData:
         for index, parts in enumerate(by_key.values()):
             parts.sort(key=lambda part: part["round"])
             rewards = [sum(p["rewards"].values()) / max(1, len(p["rewards"])) for p in parts]
+            # a tree node is one round of one branch: its return is the one the trainer used
+            returns = parts[-1]["returns"]
+            value = sum(returns.values()) / len(returns) if returns else 0.0
             turns = [turn for part in parts for turn in part["turns"]]
             order = {a: i for i, a in enumerate(self.agent_ids)}
             agents = sorted({t["agent"] for t in turns}, key=lambda a: order.get(a, len(order)))
@@ -126,7 +131,8 @@ class RunData:
                     "rewards": rewards,
                     "messages": [m for p in parts for m in p.get("messages", [])],
                     "metrics": parts[-1]["metrics"],
-                    "return": sum(rewards),
+                    "return": sum(rewards) if joined else value,
+                    "node": not joined,
                 }
             )
         return episodes

@@ -61,6 +61,7 @@ from marl.rollouts.interface import Rollouts
 from marl.rollouts.local import TransformersRollouts, VLLMRollouts
 from marl.rollouts.ray_workers import RayRollouts
 from scenarios import SCENARIOS, make_env
+from scenarios.base import TextTeamEnv
 
 _MODULE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -172,6 +173,11 @@ def _graph_rounds_problems(config: RunConfig, options: BaseModel) -> list[tuple[
 def scenario_options(config: RunConfig) -> BaseModel:
     """The scenario's options, validated by its own model (defaults filled in)."""
     return SCENARIOS[config.scenario.name].options.model_validate(config.scenario.options)
+
+
+def scenario_class(config: RunConfig) -> type[TextTeamEnv]:
+    """The env class of the config's scenario (what it declares: baselines, vote scoring)."""
+    return SCENARIOS[config.scenario.name].env
 
 
 def resolved_config(config: RunConfig) -> dict[str, Any]:

@@ -203,6 +203,9 @@ def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = F
     finally:
         rollouts.close()
     console.print(eval_table(summary))
+    console.print(baselines_table(summary))
+    if summary.get("decomposition"):
+        console.print(decomposition_table(summary))
     console.print(eval_metrics_table(summary))
     if "contribution" in summary:
         console.print(contribution_table(summary))
@@ -402,7 +405,7 @@ def eval_table(summary: dict) -> Table:
     )
     for name in ("who", "score", "consensus", "msgs/ep", "tokens/ep", "seconds"):
         table.add_column(name, justify="left" if name == "who" else "right", no_wrap=True)
-    phases = {k: v for k, v in phases.items() if not k.startswith("ablate:")}
+    phases = {k: v for k, v in phases.items() if k == "team" or k.startswith("single:")}
     for name, phase in phases.items():
         who = (
             f"team of {len(phase['agents'])}" if name == "team" else f"alone: {phase['agents'][0]}"
@@ -429,10 +432,72 @@ def eval_table(summary: dict) -> Table:
     return table
 
 
+BASELINE_NAMES = {
+    "vote": "vote: the team's round-1 answers, majority",
+    "self_consistency": "self-consistency: one agent, k answers, majority",
+    "solo_rounds": "solo rounds: one agent refines alone",
+}
+
+
+def baselines_table(summary: dict) -> Table:
+    """The team against baselines of the same tasks: what talking, voting and equal compute
+    account for (``marl.commands.baselines``)."""
+    team = summary["phases"]["team"]
+    table = Table(
+        title=f"the team ({team['score']:.1%}, {team['completion_tokens']:.0f} tokens/ep) "
+        "against baselines on the same tasks"
+    )
+    for name in ("baseline", "score", "tokens/ep", "team gain", "95% interval"):
+        table.add_column(name, justify="left" if name == "baseline" else "right", overflow="fold")
+    for key, row in summary.get("baselines", {}).items():
+        label = BASELINE_NAMES.get(key, key)
+        if "not_applicable" in row:
+            table.add_row(label, f"not applicable: {row['not_applicable']}", "", "", "")
+            continue
+        if "k" in row:
+            label += f" (k={row['k']})"
+        table.add_row(
+            label,
+            f"{row['score']:.1%}",
+            f"{row['tokens_per_episode']:.0f}",
+            f"{row['gain']:+.1%}",
+            interval_text(row),
+        )
+    table.caption = (
+        "team gain = team score - baseline score, per task; interval: paired bootstrap over "
+        "tasks (2,000 resamples, none from fewer than 10 tasks)"
+    )
+    return table
+
+
+DECOMPOSITION_NAMES = {
+    "team_vs_mean_member": "team - mean member (the whole gain)",
+    "voting": "vote - mean member (what voting adds)",
+    "talking": "team - vote (what talking adds)",
+    "equal_compute": "team - self-consistency (the gain at equal compute)",
+}
+
+
+def interval_text(row: dict) -> str:
+    """A gain's 95% interval in points, or why there is none."""
+    ci = row.get("gain_ci95")
+    return f"[{ci[0]:+.1%}, {ci[1]:+.1%}]" if ci else row.get("gain_ci95_why", "-")
+
+
+def decomposition_table(summary: dict) -> Table:
+    """The team's gain over its mean member split into voting and talking."""
+    table = Table(title="where the team's gain comes from (paired over the same tasks)")
+    for name in ("part", "gain", "95% interval"):
+        table.add_column(name, justify="left" if name == "part" else "right", overflow="fold")
+    for key, row in summary["decomposition"].items():
+        table.add_row(DECOMPOSITION_NAMES.get(key, key), f"{row['gain']:+.1%}", interval_text(row))
+    return table
+
+
 def eval_metrics_table(summary: dict) -> Table:
     """Every numeric metric of the scenario, one row each, a column for the team and each
     agent alone (ablations are in the contribution table)."""
-    phases = {k: v for k, v in summary["phases"].items() if not k.startswith("ablate:")}
+    phases = {k: v for k, v in summary["phases"].items() if k == "team" or k.startswith("single:")}
     shown = ("score", "episodes", "seconds")  # already in eval_table, or not a metric
     keys = [
         key

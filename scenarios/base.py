@@ -28,6 +28,9 @@ The marl scenario contract (what the rollout engine and the trainers rely on):
   ``episode_metrics(infos)`` reads it;
 * the env also runs with one agent (a graph without edges): the single-agent baseline;
 * ``agent_roles()`` says what part each agent plays (see there).
+* text that agents or programs wrote (messages, an agent's own earlier reply, test
+  output) appears in an observation only ``quoted``, so it cannot pose as the scenario's
+  own lines (see there).
 
 Deliberately left out: ``reset`` and the episode's logic. Scenarios differ in what they
 deal, in who acts when (turns, a judge) and in how long a round's text is read, so each
@@ -37,6 +40,7 @@ with ``_end_step``.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
@@ -53,6 +57,11 @@ from scenarios.parsing import sanitize_text
 
 CHARSET = string.printable
 MAX_ROUNDS = 10
+
+# How an observation shows text it did not write. Every line break any reader may see:
+# the ones string.printable keeps (\n \r \v \f), and the others str.splitlines knows.
+QUOTE = "| "
+LINE_BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 # What ``step`` returns: observations, rewards, terminations, truncations, infos.
 StepResult = tuple[
@@ -85,6 +94,29 @@ def message_chars_option(
     return Field(default, ge=minimum, le=action_chars, description=meaning)
 
 
+def quoted(text: str) -> str:
+    """``text`` as an observation shows it when an agent or a program wrote it.
+
+    Each line of ``text``, whatever breaks it (``LINE_BREAK``: ``\\r``, ``\\v``, ``\\f``,
+    ``\\u2028`` as well as ``\\n``), becomes a line of its own after ``QUOTE``, the lines
+    joined by ``\\n``: every line of the result starts with ``QUOTE``. Scenarios never
+    write a line that does, so what a message holds cannot add, remove or change a line of
+    the frame around it (a header naming its sender, a test result). ``frame_lines`` reads
+    the frame back.
+    """
+    return "\n".join(QUOTE + line for line in LINE_BREAK.split(text))
+
+
+def quoted_chars(chars: int) -> int:
+    """The most characters ``quoted`` makes of ``chars`` characters (each a line break)."""
+    return chars * (1 + len(QUOTE)) + len(QUOTE)
+
+
+def frame_lines(observation: str) -> list[str]:
+    """The lines of ``observation`` the scenario wrote: every line not ``quoted``."""
+    return [line for line in LINE_BREAK.split(observation) if not line.startswith(QUOTE)]
+
+
 def team_reward(rewards: dict[str, float]) -> float:
     """The team reward of a step: every agent gets the same; 0.0 when no agent got one."""
     return float(next(iter(rewards.values()))) if rewards else 0.0
@@ -100,6 +132,25 @@ class TextTeamEnv(ParallelEnv[str, str, str]):
 
     metadata: ClassVar[dict[str, Any]]
     options_model: ClassVar[type[ScenarioOptions]]
+    # Episode metrics that name the task or an answer to it (a target, the team's answer):
+    # a mean of them means nothing, so run summaries leave them out.
+    per_task_metrics: ClassVar[frozenset[str]] = frozenset(
+        {"target", "team_answer", "majority_answer", "answer", "task_id"}
+    )
+    # The baselines of ``marl eval`` (``marl.commands.baselines``) this scenario does not
+    # support, each with the reason a user reads. A scenario that supports ``vote`` or
+    # ``self_consistency`` says how answers are voted in ``vote_score``.
+    baselines_not_applicable: ClassVar[Mapping[str, str]] = {
+        "vote": "the scenario does not say how its agents' answers are voted",
+        "self_consistency": "the scenario does not say how its agents' answers are voted",
+        "solo_rounds": "the scenario does not declare a self-refinement baseline",
+    }
+
+    @classmethod
+    def vote_score(cls, answers: Sequence[Any], metrics: Mapping[str, Any]) -> float:
+        """The score of the majority of ``answers`` (each an ``info["answer"]`` of a turn,
+        in turn order; ties go to the earliest) on the task ``metrics`` describe."""
+        raise NotImplementedError(f"{cls.metadata['name']} declares no vote")
 
     def __init__(
         self,

@@ -34,8 +34,11 @@ entry point and, for `rounds` > 1, revises its own code.
 The problem's prompt (signature and docstring), the agent's role and instruction; from
 round 1 on also its own code of the last round, the messages it received (code, critique,
 tests with their results) and, with `feedback`, the status and the number of tests the
-last round's program passed (never the tests themselves). Characters outside
-`string.printable` become `?`, so an observation always lies in its space.
+last round's program passed (never the tests themselves). Everything an agent or a
+program wrote (its own and received code, critique, tests, a first failure) is shown on
+the lines after a header the env writes, each after `| ` (`scenarios.base.quoted`), so
+no reply can write a line that looks like another sender's or a test result. Characters
+outside `string.printable` become `?`, so an observation always lies in its space.
 
 ### Actions and messages
 
@@ -66,9 +69,10 @@ info also holds `episode`: `score` (the final `tests` fraction) and `score_by_ro
 marl scenario contract), `status`, `status_by_round`, `passed`, `total`, `detail`,
 `parses`, `functions_defined`, `main_calls_helper`, `reward_terms`, `task_id`,
 `no_code` (replies without code from agents that write code), `truncated` (replies over
-8000 characters), `sandbox_runs`, `timeouts`, `messages`, `deliveries`, `message_chars`,
-`refused`. All values are msgpack-friendly and, for the same seed and actions, the same
-(no timings).
+8000 characters), `sandbox_runs`, `timeouts`, `isolation` (which sandbox scored the
+programs: `bwrap`, or `rlimits-only` where bubblewrap cannot start), `messages`,
+`deliveries`, `message_chars`, `refused`. All values are msgpack-friendly and, for the
+same seed and actions, the same (no timings).
 
 ### Termination
 
@@ -87,11 +91,13 @@ fixed hash seed, so the same actions give the same results (barring timeouts).
 ### Version history
 
 * v0: initial release.
+* v0, quoted messages: code, critique, tests and first failures are shown with `| ` before
+  each of their lines (before, they were pasted as they were, so a reviewer could write a
+  line like the tester's `tests, passed 6 of 6`); the observation space grew to fit.
 """
 
 from __future__ import annotations
 
-import ast
 import random
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -99,28 +105,33 @@ from typing import Any, ClassVar, Literal, Self
 
 import gymnasium
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from marl.core.bus import Message
+from marl.core.config import StrictModel
 from scenarios.base import (
     CHARSET,
     ScenarioOptions,
     StepResult,
     TextTeamEnv,
     message_chars_option,
+    quoted,
+    quoted_chars,
     rounds_option,
 )
 from scenarios.code_extraction import calls, defined_functions, extract_code, parse
+from scenarios.grading import Check, SandboxResult, grade_many, record_suites
 from scenarios.humaneval import CodingProblem, Split, load_problems, problem_by_id, sample_problem
 from scenarios.parsing import sanitize_text
-from scenarios.sandbox import Sandbox, SandboxLimits, SandboxResult, TestSuite
+from scenarios.sandbox import MAX_DETAIL_CHARS, Sandbox, SandboxLimits
 
 MAX_ACTION_CHARS = 8000
 MAX_TESTER_TESTS = 20
 # Observation budget: instructions and the longest prompt, then the agent's own code and
-# each received message with its header.
+# each received message with its header, fenced and quoted, and a quoted first failure.
 INSTRUCTION_CHARS = 2000
 MESSAGE_HEADER_CHARS = 120
+FENCE_CHARS = len("```python\n\n```")  # what _fenced adds around code
 
 Preset = Literal["split", "review"]
 Role = Literal["helper", "main", "writer", "reviewer", "tester"]
@@ -133,10 +144,8 @@ WRITERS = frozenset({"main", "writer"})  # the roles that write the entry point
 STATUS_NO_CODE = "no_code"
 
 
-class StructureWeights(BaseModel):
+class StructureWeights(StrictModel):
     """Weights of the optional structure terms added to the tests fraction."""
-
-    model_config = ConfigDict(extra="forbid")
 
     parses: float = Field(0.0, ge=0.0, le=1.0, description="Paid when the program parses.")
     functions_defined: float = Field(
@@ -241,22 +250,13 @@ def entry_definition(problem: CodingProblem, code: str) -> tuple[str, bool]:
     return problem.signature + textwrap.indent(code, "    "), True
 
 
-def assert_suite(code: str, entry_point: str) -> TestSuite | None:
-    """A tester's assert statements (and the imports and setup around them) as a suite."""
+def assert_suite(code: str, entry_point: str) -> Check | None:
+    """A tester's asserts calling the entry point (and the setup around them), each a test;
+    None without one. Its cases are recorded in the sandbox (``grading.record_suites``)."""
     module = parse(code)
     if module is None:
         return None
-    statements: list[tuple[str, bool]] = []
-    for node in module.body:
-        is_test = any(isinstance(n, ast.Assert) for n in ast.walk(node))
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and not is_test:
-            continue  # a tester's own version of the solution must not replace the writer's
-        statements.append((ast.unparse(node), is_test))
-        if sum(t for _, t in statements) == MAX_TESTER_TESTS:
-            break
-    if not any(t for _, t in statements):
-        return None
-    return TestSuite(entry_point, "", tuple(statements))
+    return Check.from_asserts(module.body, entry_point, MAX_TESTER_TESTS)
 
 
 def _fenced(code: str) -> str:
@@ -272,6 +272,11 @@ class CodingEnv(TextTeamEnv):
         "is_parallelizable": True,
     }
     options_model: ClassVar[type[CodingOptions]] = CodingOptions
+    baselines_not_applicable: ClassVar[Mapping[str, str]] = {
+        "vote": "programs are not voted: two programs that pass the same tests differ as text",
+        "self_consistency": "programs are not voted: two programs that pass the same tests "
+        "differ as text",
+    }
 
     def __init__(
         self,
@@ -291,7 +296,12 @@ class CodingEnv(TextTeamEnv):
         longest_prompt = max(len(p.prompt) for p in load_problems())
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
-        per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
+        per_message = (
+            MESSAGE_HEADER_CHARS
+            + longest_id
+            + quoted_chars(self.options.message_chars + FENCE_CHARS)
+            + quoted_chars(MAX_DETAIL_CHARS)
+        )
         obs_chars = INSTRUCTION_CHARS + longest_prompt + (1 + most_heard) * per_message
         self._init_spaces(obs_chars, MAX_ACTION_CHARS)
 
@@ -361,14 +371,18 @@ class CodingEnv(TextTeamEnv):
         program += "\n"
         parsed = bool(entry_code) and parse(program) is not None
         testers = [a for a in self.agents if self.roles[a] == "tester"]
-        suites = {a: assert_suite(outputs[a], problem.entry_point) for a in testers}
+        checks = {a: assert_suite(outputs[a], problem.entry_point) for a in testers}
 
-        # one batch of sandbox runs: the program against the problem's tests and against
-        # every tester's asserts
-        tested = [a for a in testers if suites[a] is not None] if parsed else []
+        # the testers' asserts become cases in a sandbox of their own (a tester's code never
+        # runs beside the program), then one batch grades the program against the
+        # problem's tests and every tester's cases; the verdicts are decided here
+        tested = [a for a in testers if checks[a] is not None] if parsed else []
+        recorded = [(checks[a], problem.context, None) for a in tested]
+        suites = dict(zip(tested, record_suites(self.sandbox, recorded, len(tested)), strict=True))
+        tested = [a for a in tested if suites[a] is not None]
         jobs = [(program, problem.tests)] if parsed else []
         jobs += [(program, suites[a]) for a in tested]
-        ran = self.sandbox.run_many(jobs, workers=len(jobs)) if jobs else []
+        ran = grade_many(self.sandbox, jobs, workers=len(jobs)) if jobs else []
         self._sandbox_runs += ran
         result = ran[0] if ran else None
         tester_results: dict[str, SandboxResult | None] = dict.fromkeys(testers)
@@ -474,6 +488,7 @@ class CodingEnv(TextTeamEnv):
             "truncated": self._truncated,
             "sandbox_runs": len(self._sandbox_runs),
             "timeouts": sum(r.status == "timeout" for r in self._sandbox_runs),
+            "isolation": self.sandbox.isolation,
             **self._bus_counts(),
         }
 
@@ -510,12 +525,12 @@ class CodingEnv(TextTeamEnv):
         own = self._last_output.get(agent, "")
         shown = sanitize_text(own, CHARSET, self.options.message_chars)
         if role == "reviewer":
-            lines.append(f"Your last review:\n{shown or '(none)'}")
+            lines.append(f"Your last review:\n{quoted(shown) if shown else '(none)'}")
         elif role == "tester":
-            lines.append(f"Your tests from the last round:\n{_fenced(shown)}")
+            lines.append(f"Your tests from the last round:\n{quoted(_fenced(shown))}")
             lines.append(_tester_outcome(self._last_tester.get(agent)))
         else:
-            lines.append(f"Your code from the last round:\n{_fenced(shown)}")
+            lines.append(f"Your code from the last round:\n{quoted(_fenced(shown))}")
         if self.options.feedback:
             lines.append(self._feedback_line())
         received: list[Message] = self.bus.drain(agent)
@@ -570,24 +585,29 @@ def _tester_outcome(result: SandboxResult | None) -> str:
     if result is None:
         return "They were not run (no assert statements found, or no code to test)."
     text = f"Against the writer's code they passed {result.passed} of {result.total}"
-    return text + (f" ({result.detail})." if result.detail else ".")
+    if not result.detail:
+        return text + "."
+    return f"{text}; the first failure:\n{quoted(result.detail)}"
 
 
 def _render_message(message: Message) -> str:
+    """A received message: a header the env writes (sender, role, test result), then what
+    the sender or its tests' run wrote, ``quoted``."""
     role = ROLE_TITLES[message.meta["role"]]
     if message.channel == "code":
-        return f"[{message.sender}] ({role}) code:\n{_fenced(message.content)}"
+        return f"[{message.sender}] ({role}) code:\n{quoted(_fenced(message.content))}"
     if message.channel == "tests":
         header = f"[{message.sender}] ({role}) tests"
+        failure = ""
         if message.meta.get("total"):
             header += (
                 f", passed {message.meta['passed']} of {message.meta['total']} "
                 "against the writer's code"
             )
             if message.meta.get("detail"):
-                header += f" (first failure: {message.meta['detail']})"
-        return f"{header}:\n{_fenced(message.content)}"
-    return f"[{message.sender}] ({role}) review:\n{message.content}"
+                failure = f"\nTheir first failure:\n{quoted(message.meta['detail'])}"
+        return f"{header}:\n{quoted(_fenced(message.content))}{failure}"
+    return f"[{message.sender}] ({role}) review:\n{quoted(message.content)}"
 
 
 ROLE_TITLES = {

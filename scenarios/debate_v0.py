@@ -28,14 +28,15 @@ option is ignored, so a judge config still has its single-agent baseline.
 
 Round 0: the question and the instruction to finish with a line `Answer: <integer>`.
 Later rounds: the question, the agent's own previous answer, and each message received
-this round (sender, the sender's parsed answer, the end of its completion), then the
-request to reconsider and answer again. `peer_display="attributed"` names each sender by
-its id; `"anonymous"` calls them `Agent 1`, `Agent 2`, ... in a fresh random order in every
-observation. `max_neighbours_shown: k` shows a debater at most k of the messages it
-received (a random subset, in delivery order unless anonymous). The judge's one
-observation is the question and every debater's final answer, shown the same way but
-never cut to k. Characters outside `string.printable` become `?`, so an observation
-always lies in its space.
+this round: a line `[<sender>] answer: <its parsed answer>`, then the end of its completion
+with every line after `| ` (`scenarios.base.quoted`: a completion cannot write a line that
+looks like another sender's), then the request to reconsider and answer again.
+`peer_display="attributed"` names each sender by its id; `"anonymous"` calls them
+`Agent 1`, `Agent 2`, ... in a fresh random order in every observation.
+`max_neighbours_shown: k` shows a debater at most k of the messages it received (a random
+subset, in delivery order unless anonymous). The judge's one observation is the question
+and every debater's final answer, shown the same way but never cut to k. Characters
+outside `string.printable` become `?`, so an observation always lies in its space.
 
 ### Actions and messages
 
@@ -43,7 +44,10 @@ An action is the agent's completion; only its last 4000 characters are read. The
 answer (`scenarios.parsing.parse_integer_answer`) plus the last `message_chars` characters
 of the completion go on the message bus to the agent's out-neighbours, with
 `meta={"answer": parsed}`. Messages never leave the graph's edges. With a judge,
-debaters send to it only in the last debate round; the judge sends nothing.
+debaters send to it only in the last debate round; the judge sends nothing. A number in an
+answer is read whole and is the answer only when it is an exact integer of at most 18
+digits: `Answer: 1e3` and `Answer: 1,000` are 1000, `Answer: 2.0` is 2, while `1.5`,
+`1e-3`, `1e999` or `1,2345` are no answer (unparsed), never a part of the number.
 
 ### Rewards
 
@@ -88,6 +92,12 @@ poses a given problem; other option keys are ignored.
 
 * v0: initial release; `judge`, `peer_display` and `max_neighbours_shown` added as options
   whose defaults keep the original behaviour.
+* v0, quoted messages: a received completion is shown with `| ` before each of its lines
+  (before, its text was pasted as it was, so a line in it could pose as another agent's
+  answer); the observation space grew to fit.
+* v0, whole numbers: `parse_integer_answer` reads a number whole, exponent included
+  (before, `Answer: 1e3`, `1e999` and `\\boxed{1e309}` were read as 1, `1,2345` as 1 or
+  2345); an answer is an exact integer of at most 18 digits or no answer.
 """
 
 from __future__ import annotations
@@ -110,6 +120,8 @@ from scenarios.base import (
     StepResult,
     TextTeamEnv,
     message_chars_option,
+    quoted,
+    quoted_chars,
     rounds_option,
 )
 from scenarios.parsing import parse_integer_answer, sanitize_text
@@ -117,7 +129,7 @@ from scenarios.parsing import parse_integer_answer, sanitize_text
 MAX_ACTION_CHARS = 4000
 DEFAULT_TASK = "medium"
 # Observation budget: the fixed prompt text plus the question, then per received message
-# its header (sender id, answer) and its content.
+# its header (sender id, answer) and its quoted content.
 PROMPT_CHARS = 1000
 MESSAGE_HEADER_CHARS = 60
 
@@ -213,6 +225,12 @@ class DebateEnv(TextTeamEnv):
         "is_parallelizable": True,
     }
     options_model: ClassVar[type[DebateProtocol]] = DebateOptions
+    baselines_not_applicable: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def vote_score(cls, answers: Sequence[Any], metrics: Mapping[str, Any]) -> float:
+        """1.0 when the majority of the parsed answers (``majority_answer``) is the target."""
+        return float(majority_answer(list(answers)) == metrics["target"])
 
     def __init__(
         self,
@@ -232,7 +250,7 @@ class DebateEnv(TextTeamEnv):
 
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
-        per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
+        per_message = MESSAGE_HEADER_CHARS + longest_id + quoted_chars(self.options.message_chars)
         self._init_spaces(PROMPT_CHARS + most_heard * per_message, MAX_ACTION_CHARS)
 
         self._rng = random.Random()
@@ -371,7 +389,8 @@ class DebateEnv(TextTeamEnv):
             labels = [message.sender for message in received]
         lines = []
         for label, message in zip(labels, received, strict=True):
-            lines += [f"[{label}] answer: {_shown(message.meta['answer'])}", message.content, ""]
+            answer = _shown(message.meta["answer"])
+            lines += [f"[{label}] answer: {answer}", quoted(message.content), ""]
         return lines
 
     def _reconsider(self, agent: str) -> str:

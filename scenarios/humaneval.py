@@ -19,30 +19,47 @@ The test split is HumanEval/ 1, 2, 6, 7, 9, 12, 14, 20, 21, 27, 29, 32, 39, 47, 
 59, 61, 67, 68, 71, 82, 83, 88, 94, 97, 99, 104, 108, 119, 121, 123, 131, 132, 139, 146, 148,
 151, 152. Within a split, problems keep the dataset's order. The split never changes with the
 code around it: ``tests/test_coding.py`` pins it.
+
+### Tests
+
+Each problem's ``check(candidate)`` becomes a ``scenarios.grading.TestSuite``: one test per
+top-level statement that asserts about ``candidate`` (1133 tests in all; ``assert True``
+does not count), each holding the calls it makes and how each result is judged. Those
+cases were recorded once, by running every check beside its canonical solution in the
+sandbox (``record_case_file``), and ship in ``scenarios/humaneval_cases.json``: arguments
+and expected values as Python literals, one case a line, with the dataset's sha256.
+Shipping them means grading needs no recording run and the cases can be read in review;
+``tests/test_humaneval_cases.py`` records them again and fails if the file differs, and
+loading fails if the installed dataset is not the one they were recorded from. The
+checks of HumanEval/38, 50 and 53 draw unseeded random inputs; recording seeds ``random``
+with 0, so their inputs are fixed.
 """
 
 from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import importlib.util
 import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from scenarios.sandbox import TestSuite
+from scenarios.grading import Case, Check, Expect, TestSuite, record_suites
+from scenarios.sandbox import Sandbox, SandboxLimits
 
 Split = Literal["train", "test", "all"]
 SPLIT_SEED = 0
 TEST_SIZE = 40
+CASE_FILE = Path(__file__).with_name("humaneval_cases.json")
 
 
 @dataclass(frozen=True, slots=True)
 class CodingProblem:
-    """One HumanEval problem; ``tests`` is its ``check`` split into individual tests."""
+    """One HumanEval problem; ``tests`` is its ``check`` as a suite of recorded cases."""
 
     task_id: str
     prompt: str
@@ -96,21 +113,119 @@ def data_file() -> Path:
     return path
 
 
+def _rows() -> tuple[list[dict[str, Any]], str]:
+    """The dataset's rows and the sha256 of its decompressed text."""
+    with gzip.open(data_file(), "rb") as f:
+        raw = f.read()
+    rows = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    return rows, hashlib.sha256(raw).hexdigest()
+
+
+def _problem(row: dict[str, Any], tests: TestSuite | None) -> CodingProblem:
+    return CodingProblem(
+        row["task_id"], row["prompt"], row["entry_point"], row["canonical_solution"], tests
+    )
+
+
 @lru_cache(maxsize=1)
 def load_problems() -> tuple[CodingProblem, ...]:
-    """All 164 problems in dataset order."""
-    with gzip.open(data_file(), "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return tuple(
-        CodingProblem(
-            task_id=row["task_id"],
-            prompt=row["prompt"],
-            entry_point=row["entry_point"],
-            canonical_solution=row["canonical_solution"],
-            tests=TestSuite.from_check(row["test"], row["entry_point"]),
+    """All 164 problems in dataset order, with the cases of ``CASE_FILE``."""
+    rows, sha256 = _rows()
+    shipped = json.loads(CASE_FILE.read_text())
+    if shipped["dataset_sha256"] != sha256:
+        raise ValueError(
+            f"{CASE_FILE.name} was recorded from another HumanEval data file than {data_file()} "
+            "(sha256 differs); record it again with "
+            "`python -c 'import scenarios.humaneval as h; h.write_case_file()'`"
         )
-        for row in rows
+    problems = []
+    for row in rows:
+        check = Check.from_check_module(row["test"], row["entry_point"])
+        cases = tuple(_case_from_json(c) for c in shipped["problems"][row["task_id"]])
+        context = _problem(row, None).context
+        problems.append(_problem(row, _suite(check, context, cases)))
+    return tuple(problems)
+
+
+def _suite(check: Check, context: str, cases: tuple[Case, ...]) -> TestSuite:
+    return TestSuite(
+        check.entry_point,
+        check.candidate,
+        context,
+        check.preamble,
+        check.statements,
+        cases,
+        check.replayed,
     )
+
+
+# ---------------------------------------------------------------- the case file
+
+
+def record_case_file(sandbox: Sandbox | None = None) -> str:
+    """The text of ``CASE_FILE``, recorded afresh: every check run beside its canonical
+    solution in the sandbox (which must then pass every case)."""
+    rows, sha256 = _rows()
+    sandbox = sandbox or Sandbox(SandboxLimits(timeout_s=60))
+    problems = [_problem(row, None) for row in rows]
+    checks = [Check.from_check_module(row["test"], row["entry_point"]) for row in rows]
+    pairs = zip(checks, problems, strict=True)
+    suites = record_suites(sandbox, [(c, p.context, p.canonical_program) for c, p in pairs])
+    lines = [
+        "{",
+        '"about": "cases of the HumanEval checks, recorded by scenarios.humaneval.'
+        'record_case_file; do not edit",',
+        f'"dataset_sha256": "{sha256}",',
+        '"problems": {',
+    ]
+    for n, (problem, suite) in enumerate(zip(problems, suites, strict=True)):
+        cases = ",\n".join(json.dumps(_case_to_json(case)) for case in suite.cases)
+        comma = "," if n < len(problems) - 1 else ""
+        lines.append(f"{json.dumps(problem.task_id)}: [\n{cases}\n]{comma}")
+    return "\n".join([*lines, "}}"]) + "\n"
+
+
+def write_case_file() -> None:
+    """Record the cases again and write ``CASE_FILE``."""
+    CASE_FILE.write_text(record_case_file())
+
+
+def _literal(value: Any) -> str:
+    """``repr`` of a plain value, checked to read back as the very same value."""
+    text = repr(value)
+    back = ast.literal_eval(text)
+    if type(back) is not type(value) or repr(back) != text:
+        raise ValueError(f"{text[:80]} does not read back as a literal")
+    return text
+
+
+def _case_to_json(case: Case) -> list[Any]:
+    expect = case.expect
+    shipped = None
+    if expect is not None:
+        shipped = [
+            expect.op,
+            _literal(expect.expected),
+            [list(v) for v in expect.view],
+            expect.output_right,
+            _literal(expect.tolerances),
+        ]
+    return [case.statement, _literal(case.args), _literal(dict(case.kwargs)), shipped]
+
+
+def _case_from_json(entry: list[Any]) -> Case:
+    statement, args, kwargs, shipped = entry
+    expect = None
+    if shipped is not None:
+        op, expected, view, output_right, tolerances = shipped
+        expect = Expect(
+            op,
+            ast.literal_eval(expected),
+            tuple((name, arg) for name, arg in view),
+            output_right,
+            ast.literal_eval(tolerances),
+        )
+    return Case(statement, ast.literal_eval(args), ast.literal_eval(kwargs), expect)
 
 
 @lru_cache(maxsize=3)

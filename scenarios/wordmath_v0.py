@@ -27,6 +27,10 @@ Metrics' `target` is the answer; `render` shows the computation behind it.
 ### Version history
 
 * v0: initial release.
+* v0, quoted messages (with `debate_v0`): a received completion is shown with `| ` before
+  each of its lines, so none of them can pose as another agent's answer.
+* v0, whole numbers (with `debate_v0`): an answer's number is read whole (`1e3` is 1000,
+  `1e999` and `1.5` no answer; before, both exponents were read as 1).
 """
 
 from __future__ import annotations

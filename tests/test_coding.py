@@ -182,7 +182,7 @@ def test_split_team_sees_each_others_code_next_round():
     assert "[helper] (helper) code:" in observations["main"]
     assert "def aux(value)" in observations["main"]
     assert "[main] (main agent) code:" in observations["helper"]
-    assert "Your code from the last round:\n```python\ndef aux" in observations["helper"]
+    assert "Your code from the last round:\n| ```python\n| def aux" in observations["helper"]
 
 
 def test_messages_follow_the_graph():
@@ -209,7 +209,7 @@ def test_review_loop_carries_critique_and_test_results_to_the_writer():
         [[fenced(wrong_solution(problem)), "An empty list has no close pair.", fenced(tests)]],
     )[0]
     writer = observations["writer"]
-    assert "[reviewer] (reviewer) review:\nAn empty list has no close pair." in writer
+    assert "[reviewer] (reviewer) review:\n| An empty list has no close pair." in writer
     assert "[tester] (tester) tests, passed 1 of 2 against the writer's code" in writer
     assert "AssertionError in assert has_close_elements([1.0, 1.1], 0.5) == True" in writer
     assert "return False" in observations["reviewer"]  # the writer's code, to review
@@ -381,7 +381,8 @@ def test_a_testers_own_solution_does_not_replace_the_writers():
 def test_episode_metrics_follow_the_scenario_contract_and_are_msgpack_friendly():
     problem = problem_by_id("HumanEval/0")
     env = CodingEnv(REVIEW, preset="review", rounds=2)
-    steps = play(env, [[fenced(full_solution(problem)), "ok", fenced("assert True\n")]] * 2)
+    tests = fenced("assert has_close_elements([], 0.5) is False\n")  # a tester's test counts
+    steps = play(env, [[fenced(full_solution(problem)), "ok", tests]] * 2)
     infos = steps[-1][-1]
     assert msgpack.unpackb(msgpack.packb(infos)) == infos
     episodes = [info["episode"] for info in infos.values()]
@@ -553,3 +554,28 @@ def test_entry_definition_wraps_a_bare_body_under_the_signature():
     assert wrapped and code.startswith(problem.signature) and code.endswith("    return False\n")
     assert entry_definition(problem, full_solution(problem)) == (full_solution(problem), False)
     assert entry_definition(problem, "") == ("", False)
+
+
+def test_a_runs_summary_says_which_sandbox_scored_it(tmp_path):
+    """The isolation that scored the programs is a fact of the run, kept in summary.json."""
+    import json
+
+    from agents.team import ScriptedPolicy
+    from marl.assembly import validate_config
+    from marl.commands.simulate import simulate
+    from marl.rollouts.local import InProcessRollouts
+
+    config = validate_config(
+        {
+            "name": "t",
+            "scenario": {"name": "coding_v0", "options": {"rounds": 1}},
+            "team": {"agents": [{"id": "w", "model": "tiny-random"}]},
+            "run": {"episodes": 2, "output_dir": str(tmp_path)},
+        }
+    )
+    scripted = ScriptedPolicy(lambda agent, obs: fenced("def f():\n    return 1\n"))
+    folder, _ = simulate(config, InProcessRollouts(scripted, 4))
+    summary = json.loads((folder.path / "summary.json").read_text())
+    team = summary["phases"]["team"] if "phases" in summary else summary
+    assert team["isolation"] in ("bwrap", "rlimits-only")
+    assert "task_id" not in team  # a per-task field has no mean

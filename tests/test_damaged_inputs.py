@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,27 @@ def test_an_output_dir_where_no_run_folder_can_go_is_a_config_error(output_dir, 
         validate_config({**BASE, "run": {"output_dir": path}})
 
 
+LONG_NAME = "x" * 300  # past NAME_MAX (255): the kernel answers ENAMETOOLONG
+LONG_PATH = "/".join(["y" * 200] * 30)  # past PATH_MAX (4096)
+
+
+@pytest.mark.parametrize("value", ["a\x00b", LONG_NAME, LONG_PATH, "~no-such-user-here/x"])
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ("run.output_dir", lambda v: {"run": {"output_dir": v}}),
+        ("team.agents[0].model", lambda v: {"team": {"agents": [{"id": "a", "model": v}]}}),
+        ("team.agents[0].model", lambda v: {"team": {"agents": [{"id": "a", "model": "./" + v}]}}),
+        ("graph.file", lambda v: {"graph": {"file": v}}),
+    ],
+)
+def test_a_path_the_kernel_refuses_is_a_config_error(field: str, where, value: str) -> None:
+    """A NUL byte, a name or path too long, an unknown ~user: the field, not a traceback."""
+    with pytest.raises(ConfigError, match=rf"{re.escape(field)}: ") as caught:
+        validate_config({**BASE, **where(value)})
+    assert all(len(line) < 400 for line in str(caught.value).splitlines())
+
+
 def test_a_missing_model_folder_is_not_taken_for_a_hub_id(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
@@ -118,9 +140,17 @@ def test_true_or_false_is_not_a_number(where: dict, value: str) -> None:
         validate_config(data)
 
 
-def test_scenario_options_take_no_true_for_a_number() -> None:
-    data = {**BASE, "scenario": {"name": "debate_v0", "options": {"rounds": True}}}
-    with pytest.raises(ConfigError, match=r"scenario\.options\.rounds: expected a number"):
+@pytest.mark.parametrize(
+    ("scenario", "options", "field"),
+    [
+        ("debate_v0", {"rounds": True}, "rounds"),
+        ("coding_v0", {"sandbox": {"timeout_s": True}}, "sandbox.timeout_s"),
+        ("coding_v0", {"structure": {"parses": False}}, "structure.parses"),
+    ],
+)
+def test_scenario_options_take_no_true_for_a_number(scenario, options, field) -> None:
+    data = {**BASE, "scenario": {"name": scenario, "options": options}}
+    with pytest.raises(ConfigError, match=rf"scenario\.options\.{re.escape(field)}: expected a"):
         validate_config(data)
 
 

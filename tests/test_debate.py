@@ -111,7 +111,7 @@ def test_messages_carry_the_end_of_long_completions():
     env = DebateEnv(TEAM, rounds=2, message_chars=50)
     long = "reasoning " * 100 + "Answer: 14"
     observations = play(env, [[long, "Answer: 14", "Answer: 14"], ["", "", ""]])[0][0]
-    received = observations["agent_1"].split("[agent_0] answer: 14\n")[1].split("\n")[0]
+    received = observations["agent_1"].split("[agent_0] answer: 14\n| ")[1].split("\n")[0]
     assert received.endswith("Answer: 14") and received.startswith("...")
     assert len(received) == 50
 
@@ -314,7 +314,7 @@ def test_the_judge_joins_after_the_debate_and_decides_the_team_answer():
     assert truncations == dict.fromkeys(JUDGED, False)
     view = observations["judge"]
     assert PROBLEM.question in view and "You are the judge" in view
-    assert "[agent_0] answer: 20\nI say 20" in view and "[agent_2] answer: 14" in view
+    assert "[agent_0] answer: 20\n| I say 20" in view and "[agent_2] answer: 14" in view
     _, rewards, terminations, _, infos = env.step({"judge": "Answer: 14"})
     assert rewards == {"judge": 1.0} and terminations == {"judge": True} and env.agents == []
     episode = infos["judge"]["episode"]

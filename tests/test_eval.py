@@ -115,12 +115,17 @@ def test_marl_eval_end_to_end_on_the_tiny_model(tmp_path: Path, capsys) -> None:
     (run,) = (tmp_path / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     phases = summary["phases"]  # summary.json sorts its keys
-    assert set(phases) == {"team", "single:alice", "single:bob", "single:carol"}
+    alone = {"team", "single:alice", "single:bob", "single:carol"}
+    # self_consistency: alice's further answers, k - 1 per task (k ~ 3 answers a task here)
+    assert set(phases) - {"self_consistency"} == alone
+    k = summary["baselines"]["self_consistency"]["k"]
+    assert (k > 1) == ("self_consistency" in phases)
+    assert "vote" in out and "self-consistency" in out and "solo rounds" in out
     singles = [phases[f"single:{a}"]["score"] for a in ("alice", "bob", "carol")]
     assert summary["best_single"]["score"] == max(singles)
     assert summary["team_gain"] == pytest.approx(phases["team"]["score"] - max(singles))
     records = list(TranscriptReader(run / "transcripts.msgpack").records())
-    seeds = {p: [r["seed"] for r in records if r["phase"] == p] for p in phases}
+    seeds = {p: [r["seed"] for r in records if r["phase"] == p] for p in alone}
     assert all(s == [TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1] for s in seeds.values())
     assert all(len(r["agents"]) == 1 for r in records if r["phase"] != "team")
 

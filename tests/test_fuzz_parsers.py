@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 import string
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from scenarios.arithmetic import evaluate
 from scenarios.code_extraction import calls, defined_functions, extract_code, parses
-from scenarios.parsing import parse_integer_answer, sanitize_text
+from scenarios.parsing import MAX_DIGITS, parse_integer_answer, sanitize_text
 from scenarios.referential_v0 import draw_objects, parse_choice
 
 MB = 1024 * 1024
@@ -48,6 +49,52 @@ def test_parse_integer_answer_gives_none_or_an_int64(text):
 @given(junk=model_text, answer=st.integers(-(10**17), 10**17))
 def test_a_boxed_answer_at_the_end_is_found_after_any_text(junk, answer):
     assert parse_integer_answer(f"{junk} \\boxed{{{answer}}}") == answer
+
+
+# Numbers as a model may write them, well formed or not: digit runs joined by ',' or '.'.
+written_numbers = st.from_regex(
+    r"-?[0-9]{1,25}(?:[.,][0-9]{1,6}){0,3}(?:[eE][-+]?[0-9]{1,3})?", fullmatch=True
+)
+ONE_NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def integer_written(number: str) -> int | None:
+    """The integer ``number`` says it is, by exact decimal arithmetic; None when it is not
+    one number (``1,2345``), not an integer (``1.5``, ``1e-3``) or over MAX_DIGITS digits."""
+    if not ONE_NUMBER.fullmatch(number):
+        return None
+    value = Decimal(number.replace(",", ""))
+    if value != value.to_integral_value() or abs(value) >= 10**MAX_DIGITS:
+        return None
+    return int(value)
+
+
+@given(
+    number=written_numbers,
+    shape=st.sampled_from(["Answer: {}", "\\boxed{{{}}}", "**{}**", "x = {}", "I get {}"]),
+    end=st.sampled_from(["", ".", " ", "\n", "!", " apples"]),
+)
+def test_a_written_number_is_read_whole_never_as_a_part_of_it(number, shape, end):
+    assert parse_integer_answer(shape.format(number) + end) == integer_written(number)
+
+
+@given(
+    mantissa=st.integers(-(10**9) + 1, 10**9 - 1),
+    power=st.integers(0, 9),
+    zeros=st.integers(1, 3),
+    form=st.sampled_from(["plain", "grouped", "point", "exponent", "scaled"]),
+    junk=model_text,
+)
+def test_an_integer_in_any_notation_is_its_value(mantissa, power, zeros, form, junk):
+    value = mantissa * 10**power  # under 10**18
+    number = {
+        "plain": f"{value}",
+        "grouped": f"{value:,}",
+        "point": f"{value}.{'0' * zeros}",
+        "exponent": f"{mantissa}e{power}",
+        "scaled": f"{value}{'0' * zeros}e-{zeros}",
+    }[form]
+    assert parse_integer_answer(f"{junk} \\boxed{{{number}}}") == value
 
 
 @given(text=model_text, seed=st.integers(0, 2**16), count=st.integers(2, 8))

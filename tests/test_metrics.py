@@ -83,7 +83,7 @@ def test_team_gain_uses_the_common_seeds_and_picks_the_best_mean() -> None:
         "a": {0: 1.0, 1: 0.0, 2: 0.0, 3: 0.0, 9: 1.0},  # seed 9: the team never played it
         "b": {0: 0.0, 1: 1.0, 2: 1.0, 3: 0.0},
     }
-    gain = team_gain(team, singles)
+    gain = team_gain(team, singles, min_tasks=1)
     assert gain.tasks == 4
     assert gain.team == 0.75
     assert (gain.best_single_agent, gain.best_single) == ("b", 0.5)
@@ -93,7 +93,7 @@ def test_team_gain_uses_the_common_seeds_and_picks_the_best_mean() -> None:
     for lo, hi in (gain.ci_vs_best, gain.ci_vs_mean):
         assert -1 <= lo < hi <= 1
     assert gain.ci_vs_best[0] <= gain.gain_vs_best <= gain.ci_vs_best[1]
-    assert team_gain(team, singles) == gain  # seeded: the same intervals again
+    assert team_gain(team, singles, min_tasks=1) == gain  # seeded: the same intervals again
     assert json.loads(json.dumps(gain.to_dict()))["ci_vs_best"] == list(gain.ci_vs_best)
 
 
@@ -101,15 +101,25 @@ def test_team_gain_resamples_tasks_in_pairs() -> None:
     # the team and the agent score the same on every task: every paired resample gives 0,
     # where resampling them independently would not
     same = {0: 1.0, 1: 0.0, 2: 1.0, 3: 0.0}
-    gain = team_gain(same, {"a": dict(same)})
+    gain = team_gain(same, {"a": dict(same)}, min_tasks=1)
     assert gain.gain_vs_best == 0.0 and gain.ci_vs_best == (0.0, 0.0)
+
+
+def test_too_few_tasks_give_no_interval() -> None:
+    """4 tasks where the team and the agent agree give no interval, not a certain-looking
+    [+0.0, +0.0]; from 10 tasks on there is one."""
+    same = {0: 1.0, 1: 0.0, 2: 1.0, 3: 0.0}
+    gain = team_gain(same, {"a": dict(same)})
+    assert gain.ci_vs_best is None and gain.ci_vs_mean is None and gain.tasks == 4
+    many = {s: float(s % 2) for s in range(10)}
+    assert team_gain(many, {"a": {s: 0.0 for s in range(10)}}).ci_vs_best is not None
 
 
 def test_team_gain_interval_is_the_percentile_interval_of_resampled_means() -> None:
     # per-task gains 1 and 0: a resampled mean is 0, 0.5 or 1 with chance 1/4, 1/2, 1/4
     team, singles = {0: 1.0, 1: 0.0}, {"a": {0: 0.0, 1: 0.0}}
-    assert team_gain(team, singles).ci_vs_best == (0.0, 1.0)  # 2.5% and 97.5% quantiles
-    assert team_gain(team, singles, confidence=0.4).ci_vs_best == (0.5, 0.5)  # 30% and 70%
+    assert team_gain(team, singles, min_tasks=1).ci_vs_best == (0.0, 1.0)  # 2.5%, 97.5%
+    assert team_gain(team, singles, confidence=0.4, min_tasks=1).ci_vs_best == (0.5, 0.5)
 
 
 def test_team_gain_tie_goes_to_the_first_agent_and_bad_input_is_refused() -> None:

@@ -44,9 +44,8 @@ def naming(agent: str, observation: str) -> str:
     marked = re.search(r"^\d+\. (.+)" + re.escape(MARK), observation, re.M)
     if marked:
         return f"The target is the {marked.group(1)}."
-    heard = "\n".join(line for line in observation.splitlines() if line.startswith("[round "))
-    if "Your description" in observation:  # alone: its own description
-        heard = observation.split("written when you could see it:\n")[1]
+    # what it was told, or (alone) its own description: the quoted lines
+    heard = "\n".join(line for line in observation.splitlines() if line.startswith("| "))
     named = [c for c in candidates_shown(observation) if c in heard]
     return f"I am sure. Answer: {named[0]}" if named else "Answer: 1"
 
@@ -121,7 +120,7 @@ def test_speaker_sees_the_target_marked_and_listeners_see_their_own_unmarked_ord
         assert rewards == dict.fromkeys(TEAM, 0.0)
         for listener in ("agent_1", "agent_2"):
             view = observations[listener]
-            assert MARK not in view and "[round 1] agent_0: hello" in view
+            assert MARK not in view and "[round 1] agent_0:\n| hello" in view
             assert candidates_shown(view) == env.order(listener)
             assert sorted(env.order(listener)) == sorted(env.candidates)
         orders_differ |= env.order("agent_1") != env.order("agent_2")
@@ -152,7 +151,7 @@ def test_listeners_relay_along_a_chain_and_never_back_to_the_speaker():
     assert env.target in observations["a"] and "received so far: none" in observations["b"]
     assert "also goes to: b" in observations["a"]
     observations = env.step({"a": f"Answer: {env.target}", "b": "Answer: 1"})[0]
-    assert f"[round 2] a: Answer: {env.target}" in observations["b"]
+    assert f"[round 2] a:\n| Answer: {env.target}" in observations["b"]
     infos = env.step({"a": f"Answer: {env.target}", "b": f"the {env.target}"})[-1]
     episode = infos["b"]["episode"]
     assert episode["score"] == 1.0 and episode["refused"] == 0
@@ -167,7 +166,7 @@ def test_a_lone_agent_describes_then_picks_beside_its_own_description():
     observations, _, terminations, *_ = env.step({"solo": "it is the odd one"})
     assert env.agents == ["solo"] and terminations == {"solo": False}
     assert MARK not in observations["solo"]
-    assert "written when you could see it:\nit is the odd one" in observations["solo"]
+    assert "written when you could see it:\n| it is the odd one" in observations["solo"]
     infos = env.step({"solo": "Answer: 1"})[-1]
     assert infos["solo"]["episode"]["chance"] == pytest.approx(1 / 5)
     assert infos["solo"]["episode"]["messages"] == 0

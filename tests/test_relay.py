@@ -36,7 +36,7 @@ def known_numbers(observation: str) -> dict[str, int]:
     me = re.search(r"You are (\w+)", observation).group(1)
     known = {f"{me}#{k}": n for k, n in enumerate(own_numbers(observation))}
     for line in observation.splitlines():
-        if line.startswith("[round "):
+        if line.startswith("| "):  # what it was told
             known |= {key: int(n) for key, n in re.findall(r"(\w+#\d+)=(\d+)", line)}
     return known
 
@@ -133,11 +133,11 @@ def test_messages_follow_the_chain_graph_one_hop_per_round():
     env = RelayEnv(["a", "b", "c"], chain, rounds=3)
     env.reset(options={"numbers": [11, 22, 33]})
     observations = env.step({"a": "a#0=11", "b": "b#0=22", "c": "c#0=33"})[0]
-    assert "[round 1] a: a#0=11" in observations["b"]
-    assert "[round 1] b: b#0=22" in observations["c"] and "11" not in observations["c"]
+    assert "[round 1] a:\n| a#0=11" in observations["b"]
+    assert "[round 1] b:\n| b#0=22" in observations["c"] and "11" not in observations["c"]
     assert "[round 1]" not in observations["a"]  # nobody talks to a
     observations = env.step({"a": "", "b": "a#0=11; b#0=22", "c": "hi"})[0]
-    assert "[round 2] b: a#0=11; b#0=22" in observations["c"]
+    assert "[round 2] b:\n| a#0=11; b#0=22" in observations["c"]
     assert "(the last)" in observations["c"] and "Answer: <integer>" in observations["c"]
     episode = env.step({"a": "1", "b": "2", "c": "Answer: 66"})[-1]["c"]["episode"]
     assert episode["refused"] == 0 and episode["messages"] == 3  # a's blank sends nothing
@@ -166,11 +166,12 @@ def test_observation_of_a_two_agent_game():
         "In the last round, every agent must give the sum of all 2.\n"
         "Your secret number: 42\n"
         "Messages you received:\n"
-        "[round 1] bob: Bob here: my number is 17.\n"
+        "[round 1] bob:\n"
+        "| Bob here: my number is 17.\n"
         "Question: what is the sum of all 2 secret numbers (yours and those in the messages)? "
         "Think step by step, then finish with a line `Answer: <integer>`."
     )
-    assert "[round 1] alice: alice: 42" in observations["bob"]
+    assert "[round 1] alice:\n| alice: 42" in observations["bob"]
 
 
 JUNK = junk_outputs("Answer: 14")

@@ -27,6 +27,7 @@ and Shapley values over all coalitions (2^N team runs; leave-one-out needs N).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,7 +35,8 @@ from typing import Any, Literal
 from pettingzoo import ParallelEnv
 
 from marl.assembly import env_factory, resolved_config
-from marl.commands.phases import play, record_phase
+from marl.commands.baselines import baselines
+from marl.commands.phases import Phase, play, record_phase
 from marl.core.config import ConfigError, RunConfig
 from marl.core.runs import RunFolder
 from marl.rollouts.interface import Rollouts
@@ -135,11 +137,20 @@ def evaluate(
         phase = play(config, rollouts, agent_ids, name, on_turns, seeds=seeds)
         record_phase(folder, phase)
         phases.append(phase)
+    singles = {p.agents[0]: p.episodes for p in phases if p.name.startswith("single:")}
+    alone = next(p for p in phases if p.name == f"single:{config.single_agent_id}")
+    start = time.perf_counter()
+    compared, parts, extra = baselines(
+        config, rollouts, seeds, phases[0].episodes, singles, on_turns
+    )
+    if extra:  # self_consistency's further answers, on disk like every episode
+        seconds = time.perf_counter() - start
+        phase = Phase("self_consistency", alone.agents, extra, seconds, alone.per_task)
+        record_phase(folder, phase)
+        phases.append(phase)
     for plan in plans:
         name = f"ablate:{plan.agent}"
-        phase = play(
-            config, rollouts, plan.agents, name, on_turns, seeds=seeds, muted=plan.muted
-        )
+        phase = play(config, rollouts, plan.agents, name, on_turns, seeds=seeds, muted=plan.muted)
         record_phase(folder, phase)
         phases.append(phase)
     summary = {
@@ -152,6 +163,8 @@ def evaluate(
     }
     singles = {a: summary["phases"][f"single:{a}"]["score"] for a in ids}
     summary |= gain_summary(summary["phases"]["team"]["score"], singles)
+    summary["baselines"] = compared
+    summary["decomposition"] = parts
     if plans:
         team = summary["phases"]["team"]["score"]
         summary["contribution"] = {

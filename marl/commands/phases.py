@@ -8,11 +8,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from marl.assembly import env_factory
+from marl.assembly import env_factory, scenario_class
 from marl.core.config import RunConfig
 from marl.core.runs import RunFolder
 from marl.rollouts.interface import Rollouts
 from marl.rollouts.records import Episode, aggregate
+from scenarios.base import TextTeamEnv
 
 
 @dataclass
@@ -21,13 +22,14 @@ class Phase:
     agents: list[str]
     episodes: list[Episode]
     seconds: float
+    per_task: frozenset[str] = frozenset()  # metrics the summary does not average
 
     def summary(self) -> dict[str, Any]:
         return {
             "agents": self.agents,
             "episodes": len(self.episodes),
             "seconds": round(self.seconds, 3),
-            **aggregate(self.episodes),
+            **aggregate(self.episodes, self.per_task),
         }
 
 
@@ -47,7 +49,14 @@ def play(
     episodes = rollouts.episodes(
         env_factory(config, agent_ids), seeds, muted=muted, on_turns=on_turns
     )
-    return Phase(name, list(agent_ids), episodes, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return Phase(name, list(agent_ids), episodes, seconds, per_task_metrics(config))
+
+
+def per_task_metrics(config: RunConfig) -> frozenset[str]:
+    """The metrics of the config's scenario that name a task or an answer, not a quality."""
+    default = TextTeamEnv.per_task_metrics  # a scenario not built on TextTeamEnv
+    return getattr(scenario_class(config), "per_task_metrics", default)
 
 
 def turns_expected(config: RunConfig, agent_count: int) -> int:

@@ -47,13 +47,14 @@ from marl.assembly import (
     resolved_config,
     training_agents,
 )
+from marl.commands.baselines import baselines
 from marl.commands.evaluate import gain_summary
 from marl.core.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
 from marl.core.codec import TranscriptWriter
 from marl.core.config import RunConfig, TrainConfig
 from marl.core.files import read_bytes
 from marl.core.runs import RunFolder, WriteError, write_atomic, writing
-from marl.rollouts.records import Group, aggregate, group_record
+from marl.rollouts.records import Episode, Group, aggregate, group_record
 from marl.tasks import eval_config, split_config, split_seeds, train_seeds
 from marl.trainers.magrpo import MAGRPOTrainer
 
@@ -289,22 +290,34 @@ class Training:
             self.save()
         return record
 
-    def evaluate(self) -> dict[str, float]:
-        """Held-out tasks: the team, each agent alone, and the team's gain over the best."""
+    def evaluate(self) -> dict[str, Any]:
+        """Held-out tasks: the team, each agent alone, and the team's gain over the best;
+        with ``train.eval_baselines`` also marl eval's baselines on the same tasks (a
+        baseline that does not apply is left out)."""
         config = self.eval_config
         seeds = split_seeds(config, "test")
 
-        def score(agent_ids: Sequence[str]) -> float:
-            episodes = self.rollouts.episodes(env_factory(config, agent_ids), seeds)
-            return aggregate(episodes)["score"]
+        def play(agent_ids: Sequence[str]) -> list[Episode]:
+            return self.rollouts.episodes(env_factory(config, agent_ids), seeds)
 
-        out = {"eval/team": score(self.agent_ids)}
+        team = play(self.agent_ids)
+        out: dict[str, Any] = {"eval/team": aggregate(team)["score"]}
         if len(self.agent_ids) > 1:
-            singles = {a: score([a]) for a in self.agent_ids}
-            gains = gain_summary(out["eval/team"], singles)
-            out |= {f"eval/single/{a}": s for a, s in singles.items()}
+            singles = {a: play([a]) for a in self.agent_ids}
+            scores = {a: aggregate(e)["score"] for a, e in singles.items()}
+            gains = gain_summary(out["eval/team"], scores)
+            out |= {f"eval/single/{a}": s for a, s in scores.items()}
             out["eval/best_single"] = gains["best_single"]["score"]
             out["eval/team_gain"] = gains["team_gain"]
+            if self.config.train.eval_baselines:
+                compared, _, _ = baselines(config, self.rollouts, seeds, team, singles)
+                for name, row in compared.items():
+                    if "gain" in row:
+                        out[f"eval/{name}"] = row["score"]
+                        out[f"eval/gain_vs/{name}"] = row["gain"]
+                        low, high = row["gain_ci95"] or (None, None)  # None: too few tasks
+                        out[f"eval/gain_vs/{name}/ci95_low"] = low
+                        out[f"eval/gain_vs/{name}/ci95_high"] = high
         return out
 
     def _write_transcripts(self, groups: Sequence[Group]) -> None:

@@ -400,6 +400,12 @@ class TrainConfig(StrictModel):
         10, ge=0, le=1_000_000, description="steps between held-out evaluations; 0 = off"
     )
     eval_episodes: int = Field(20, ge=1, le=100_000, description="held-out tasks per evaluation")
+    eval_baselines: bool = Field(
+        False,
+        description="also score marl eval's baselines (vote, self_consistency, solo_rounds) "
+        "at each held-out evaluation: eval/<baseline> and eval/gain_vs/<baseline> with its "
+        "95% interval (ci95_low, ci95_high)",
+    )
     save_every: int = Field(10, ge=1, le=1_000_000, description="steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, le=1000, description="newest checkpoints kept")
     transcript_every: int = Field(

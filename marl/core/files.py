@@ -27,7 +27,13 @@ class InputFileError(ValueError):
 
     def __init__(self, path: str | os.PathLike[str], reason: str):
         self.path, self.reason = str(path), reason
-        super().__init__(f"{path} {reason}")
+        super().__init__(f"{shown(path)} {reason}")
+
+
+def shown(path: str | os.PathLike[str], chars: int = 120) -> str:
+    """``path`` for a message: at most ``chars`` characters (a long one ends in ...)."""
+    text = str(path)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 def _kind(mode: int) -> str:

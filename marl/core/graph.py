@@ -47,7 +47,7 @@ from xml.etree.ElementTree import ParseError
 
 import networkx as nx
 
-from marl.core.files import InputFileError, read_bytes
+from marl.core.files import InputFileError, read_bytes, shown
 
 PRESETS = ("complete", "star", "chain", "ring", "none")
 RANDOM_KINDS = ("gnp", "watts_strogatz")
@@ -168,7 +168,7 @@ def build_graph(
             raise GraphError("'hub' only applies to the star preset, not to an edge list")
         where = ""
         if file is not None:
-            edges, where = read_graph_file(file, ids), f"{file}: "
+            edges, where = read_graph_file(file, ids), f"{shown(file)}: "
         elif random is not None:
             edges = random_edges(ids, random)
         known = set(ids)
@@ -209,21 +209,21 @@ def read_graph_file(path: str | Path, agent_ids: Sequence[str]) -> list[tuple[st
     suffix = path.suffix.lower()
     if suffix not in GRAPHML_SUFFIXES + EDGE_LIST_SUFFIXES:
         raise GraphError(
-            f"{path}: unknown graph file type '{suffix}'; use .graphml, or "
+            f"{shown(path)}: unknown graph file type '{suffix}'; use .graphml, or "
             f"{', '.join(EDGE_LIST_SUFFIXES)} for an edge list (one 'u v' per line)",
             "file",
         )
     try:
         data = io.BytesIO(read_bytes(path, MAX_GRAPH_FILE_BYTES))
     except InputFileError as err:
-        raise GraphError(f"cannot read graph file {path}: it {err.reason}", "file") from None
+        raise GraphError(f"cannot read graph file {shown(path)}: it {err.reason}", "file") from None
     try:
         if suffix in GRAPHML_SUFFIXES:
             graph = nx.read_graphml(data)
         else:
             graph = nx.read_edgelist(data, create_using=nx.DiGraph, nodetype=str)
     except (ParseError, nx.NetworkXError, TypeError, ValueError) as err:  # ValueError: not UTF-8
-        raise GraphError(f"{path} is not a valid graph file: {err}", "file") from None
+        raise GraphError(f"{shown(path)} is not a valid graph file: {err}", "file") from None
     except KeyError as err:  # GraphML: an unknown attr.type, or a value it cannot convert
         raise GraphError(f"{path} is not a valid graph file: unknown {err}", "file") from None
     known = set(agent_ids)

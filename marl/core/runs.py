@@ -38,7 +38,18 @@ def output_dir_problem(output_dir: str | Path) -> str | None:
     """Why run folders cannot be made under ``output_dir``, or None; checked before any model
     loads, without creating anything: the nearest existing folder on the way must be a
     writable folder outside the pseudo-filesystems."""
-    path = Path(output_dir).expanduser().absolute()
+    if "\x00" in str(output_dir):
+        return "a path cannot hold a NUL character"
+    try:
+        return _output_dir_problem(Path(output_dir).expanduser().absolute(), output_dir)
+    except (OSError, ValueError, RuntimeError) as err:
+        # a name past the filesystem's limits, a link loop, an unknown ~user
+        reason = getattr(err, "strerror", None) or str(err)
+        shown = str(output_dir) if len(str(output_dir)) <= 80 else str(output_dir)[:77] + "..."
+        return f"{shown} cannot be used: {reason}"
+
+
+def _output_dir_problem(path: Path, output_dir: str | Path) -> str | None:
     resolved = path.resolve()
     for pseudo in map(Path, PSEUDO_FILESYSTEMS):
         if resolved == pseudo or pseudo in resolved.parents:

@@ -38,11 +38,14 @@ class Rollouts(Protocol):
         make_env: EnvMaker,
         seeds: Sequence[int],
         *,
+        samples: Sequence[int] | None = None,
         muted: Collection[str] = (),
         on_turns: Callable[[int], None] | None = None,
     ) -> list[Episode]:
-        """One episode per seed. ``muted`` agents take their turns with an empty completion
-        (`marl eval --ablate`); ``on_turns(n)`` is told of finished agent turns."""
+        """One episode per seed; ``samples[k]`` (default 0) is episode k's sample index, so
+        one task played again with another index is another independent draw. ``muted``
+        agents take their turns with an empty completion (`marl eval --ablate`);
+        ``on_turns(n)`` is told of finished agent turns."""
         ...
 
     def groups(

@@ -34,12 +34,18 @@ class InProcessRollouts:
         make_env: EnvMaker,
         seeds: Sequence[int],
         *,
+        samples: Sequence[int] | None = None,
         muted: Collection[str] = (),
         on_turns: Callable[[int], None] | None = None,
     ) -> list[Episode]:
         policy = MutedAgents(self.policy, muted) if muted else self.policy
         return run_episodes(
-            make_env, policy, seeds, batch_size=self.batch_size, on_turns=on_turns
+            make_env,
+            policy,
+            seeds,
+            samples=samples,
+            batch_size=self.batch_size,
+            on_turns=on_turns,
         )
 
     def groups(

@@ -126,11 +126,17 @@ class RolloutWorker:
         return self._reply(frames, caught_up)
 
     def episodes(
-        self, version: int, boxed: list, seeds: list[int], make_env: EnvMaker, muted: list[str]
+        self,
+        version: int,
+        boxed: list,
+        tasks: list[tuple[int, int]],
+        make_env: EnvMaker,
+        muted: list[str],
     ) -> dict[str, Any]:
-        """One episode per seed (held-out evaluation), with the weights of ``version``."""
+        """One episode per (seed, sample) of ``tasks``, with the weights of ``version``."""
         caught_up = self._catch_up(version, boxed)
-        episodes = self.rollouts.episodes(make_env, seeds, muted=muted)
+        seeds, samples = [t[0] for t in tasks], [t[1] for t in tasks]
+        episodes = self.rollouts.episodes(make_env, seeds, samples=samples, muted=muted)
         for episode in episodes:
             episode.policy_version = self.rollouts.version
         return self._reply([pack(e.to_record(), WIRE_LIMITS) for e in episodes], caught_up)
@@ -217,10 +223,12 @@ class RayRollouts:
         make_env: EnvMaker,
         seeds: Sequence[int],
         *,
+        samples: Sequence[int] | None = None,
         muted: Collection[str] = (),
         on_turns: Callable[[int], None] | None = None,
     ) -> list[Episode]:
-        replies = self._call("episodes", seeds, make_env=make_env, muted=sorted(muted))
+        tasks = list(zip(seeds, samples if samples is not None else [0] * len(seeds), strict=True))
+        replies = self._call("episodes", tasks, make_env=make_env, muted=sorted(muted))
         episodes = [Episode.from_record(r) for reply in replies for r in self._decode(reply)]
         for index, episode in enumerate(episodes):
             episode.index = index
@@ -265,9 +273,10 @@ class RayRollouts:
                 ray.get(ref)
         self._pushes = []
 
-    def _call(self, method: str, seeds: Sequence[int], **kwargs: Any) -> list[dict[str, Any]]:
-        """Split ``seeds`` into contiguous shares, one per worker; redo a share whose worker
-        died (Ray restarts it); return the replies in share order."""
+    def _call(self, method: str, seeds: Sequence[Any], **kwargs: Any) -> list[dict[str, Any]]:
+        """Split ``seeds`` (task seeds, or (seed, sample) pairs) into contiguous shares, one
+        per worker; redo a share whose worker died (Ray restarts it); return the replies in
+        share order."""
         import ray
         from ray.exceptions import ActorUnavailableError, RayActorError
 

@@ -10,7 +10,7 @@ disk. ``aggregate`` is the mean of episodes that every score in a summary comes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,8 +73,15 @@ class Episode:
             raise ValueError(f"not an episode record: {err}") from None
 
 
-def aggregate(episodes: Sequence[Episode]) -> dict[str, Any]:
-    """Means over episodes: score, score by round, the scenario's numeric metrics, cost."""
+# Facts about how episodes were scored rather than how well (coding_v0's sandbox
+# ``isolation``: "bwrap" or "rlimits-only"); a summary keeps the values seen, not a mean.
+RUN_FACTS = ("isolation",)
+
+
+def aggregate(episodes: Sequence[Episode], per_task: Collection[str] = ()) -> dict[str, Any]:
+    """Means over episodes: score, score by round, the scenario's numeric metrics but those
+    ``per_task`` (a target, an answer: no mean of them means anything), cost; and the
+    ``RUN_FACTS`` seen (one value, or the sorted list when they differ)."""
     n = len(episodes)
     out: dict[str, Any] = {
         "score": sum(e.metrics["score"] for e in episodes) / n,
@@ -90,7 +97,12 @@ def aggregate(episodes: Sequence[Episode]) -> dict[str, Any]:
     ]
     for key in episodes[0].metrics:
         values = [e.metrics.get(key) for e in episodes]
-        if key not in out and all(isinstance(v, int | float) for v in values):
+        if key in RUN_FACTS:
+            seen = sorted({str(v) for v in values})
+            out[key] = seen[0] if len(seen) == 1 else seen
+        elif key in per_task or key in out:
+            continue
+        elif all(isinstance(v, int | float) for v in values):
             out[key] = sum(float(v) for v in values) / n
     return out
 
