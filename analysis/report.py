@@ -505,6 +505,8 @@ def _training(summaries: Sequence[RunSummary]) -> str:
     )
     rows = []
     agents = _eval_agents(trained)
+    # train.eval_baselines: the equal-compute line beside the curve
+    equal = any(y is not None for s in trained for y in s.training["eval"]["self_consistency"])
     for s in trained:
         ev = s.training["eval"]
         for k, step in enumerate(ev["steps"]):
@@ -516,12 +518,21 @@ def _training(summaries: Sequence[RunSummary]) -> str:
                     _pct(ev["team"][k]),
                     _pct(ev["best_single"][k]),
                     _signed(ev["team_gain"][k]),
+                    *([_pct(ev["self_consistency"][k])] if equal else []),
                     *singles,
                 ]
             )
     if rows:
         body += table(
-            ("run", "step", "team", "best single", "team gain", *(f"alone: {a}" for a in agents)),
+            (
+                "run",
+                "step",
+                "team",
+                "best single",
+                "team gain",
+                *(["self-consistency (equal tokens)"] if equal else []),
+                *(f"alone: {a}" for a in agents),
+            ),
             rows,
             caption="held-out evaluations (step 0: before training)",
         )

@@ -21,3 +21,4 @@ for what in "$@"; do
     *) echo "unknown: $what (easy, du or wordmath)" >&2; exit 2 ;;
   esac
 done
+${PYTHON:-.venv/bin/python} benchmarks/equal_compute_table.py runs/equal_compute/*/

@@ -341,3 +341,44 @@ def test_the_change_of_team_gain_says_both_ends(tree_run: Path, tmp_path: Path) 
         out.writelines(json.dumps(line) + "\n" for line in lines)
     page = render([analyse(load_run(run))])
     assert "team gain +12.5 pts → -12.5 pts (a change of -25.0 pts)" in page
+
+
+def test_train_scores_the_baselines_at_its_held_out_points(tmp_path: Path) -> None:
+    """`train.eval_baselines: true`: each evaluation line holds the baselines that apply,
+    their gains and intervals (None from 2 tasks), and the report reads the run."""
+    data = {
+        "name": "evb",
+        "scenario": {"name": "debate_v0", "options": {"rounds": 2, "task": "easy"}},
+        "team": {
+            "agents": [
+                {"id": a, "model": "tiny-random", "sampling": {"max_new_tokens": 6}}
+                for a in ("a", "b")
+            ]
+        },
+        "run": {"seed": 0, "output_dir": str(tmp_path)},
+        "train": {
+            "steps": 1,
+            "tasks_per_step": 1,
+            "group_size": 2,
+            "eval_every": 1,
+            "eval_episodes": 2,
+            "eval_baselines": True,
+        },
+    }
+    path = tmp_path / "evb.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["train", str(path), "--no-progress"]) == 0
+    (run,) = (p for p in tmp_path.iterdir() if p.is_dir())
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [line for line in lines if "eval/team" in line]
+    assert len(evals) == 2  # step 0 (untrained) and step 1
+    for line in evals:
+        for name in ("vote", "self_consistency", "solo_rounds"):
+            assert 0.0 <= line[f"eval/{name}"] <= 1.0
+            assert line[f"eval/gain_vs/{name}"] == pytest.approx(
+                line["eval/team"] - line[f"eval/{name}"]
+            )
+            assert line[f"eval/gain_vs/{name}/ci95_low"] is None  # 2 tasks: no interval
+    summary = analyse(load_run(run))
+    assert not summary.run.problems
+    assert "self-consistency" in render([summary])
