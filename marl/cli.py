@@ -447,7 +447,7 @@ def baselines_table(summary: dict) -> Table:
         title=f"the team ({team['score']:.1%}, {team['completion_tokens']:.0f} tokens/ep) "
         "against baselines on the same tasks"
     )
-    for name in ("baseline", "score", "tokens/ep", "team gain", "95% interval"):
+    for name in ("baseline", "score", "tokens/ep", "team gain", "95% CI (pts)"):
         table.add_column(name, justify="left" if name == "baseline" else "right", overflow="fold")
     for key, row in summary.get("baselines", {}).items():
         label = BASELINE_NAMES.get(key, key)
@@ -460,7 +460,7 @@ def baselines_table(summary: dict) -> Table:
             label,
             f"{row['score']:.1%}",
             f"{row['tokens_per_episode']:.0f}",
-            f"{row['gain']:+.1%}",
+            points(row["gain"]),
             interval_text(row),
         )
     table.caption = (
@@ -481,16 +481,21 @@ DECOMPOSITION_NAMES = {
 def interval_text(row: dict) -> str:
     """A gain's 95% interval in points, or why there is none."""
     ci = row.get("gain_ci95")
-    return f"[{ci[0]:+.1%}, {ci[1]:+.1%}]" if ci else row.get("gain_ci95_why", "-")
+    return f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]" if ci else row.get("gain_ci95_why", "-")
+
+
+def points(gain: float) -> str:
+    """A difference of two scores, in percentage points."""
+    return f"{gain * 100:+.1f} pts"
 
 
 def decomposition_table(summary: dict) -> Table:
     """The team's gain over its mean member split into voting and talking."""
     table = Table(title="where the team's gain comes from (paired over the same tasks)")
-    for name in ("part", "gain", "95% interval"):
+    for name in ("part", "gain", "95% CI (pts)"):
         table.add_column(name, justify="left" if name == "part" else "right", overflow="fold")
     for key, row in summary["decomposition"].items():
-        table.add_row(DECOMPOSITION_NAMES.get(key, key), f"{row['gain']:+.1%}", interval_text(row))
+        table.add_row(DECOMPOSITION_NAMES.get(key, key), points(row["gain"]), interval_text(row))
     return table
 
 
