@@ -85,29 +85,23 @@ def training_curves(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
             colour = COLOURS[k % len(COLOURS)]
             ev = summary["eval"]
             top.plot(ev["steps"], ev["team"], marker="o", color=colour, label=label)
-            if any(y is not None for y in ev["best_single"]):
-                xs, ys = _present(ev["steps"], ev["best_single"])
-                top.plot(
-                    xs,
-                    ys,
-                    marker="o",
-                    markerfacecolor="white",
-                    linestyle="--",
-                    color=colour,
-                    alpha=0.8,
-                    label=f"{label}: best single",
-                )
-            if any(y is not None for y in ev.get("self_consistency", [])):
-                xs, ys = _present(ev["steps"], ev["self_consistency"])
-                top.plot(
-                    xs,
-                    ys,
-                    marker="s",
-                    linestyle=":",
-                    color=colour,
-                    alpha=0.8,
-                    label=f"{label}: self-consistency (equal tokens)",
-                )
+            # reference lines: (series, marker style, legend text)
+            references = (
+                (
+                    "best_single",
+                    {"marker": "o", "markerfacecolor": "white", "linestyle": "--"},
+                    "best single",
+                ),
+                (
+                    "self_consistency",
+                    {"marker": "s", "linestyle": ":"},
+                    "self-consistency (equal tokens)",
+                ),
+            )
+            for key, style, words in references:
+                if any(y is not None for y in ev.get(key, [])):
+                    xs, ys = _present(ev["steps"], ev[key])
+                    top.plot(xs, ys, color=colour, alpha=0.8, label=f"{label}: {words}", **style)
             xs, ys = _present(summary["steps"], summary["score_mean"])
             bottom.plot(xs, ys, color=colour, alpha=0.3, linewidth=0.8)
             bottom.plot(xs, _moving_mean(ys, 5), color=colour, linewidth=1.8, label=label)

@@ -246,7 +246,7 @@ def key_row(s: RunSummary) -> dict[str, str]:
         "scenario": s.run.scenario,
         "team": _pct(s.team),
         "best single": best,
-        "team gain": _signed(s.gain),
+        "team gain": signed_points(s.gain),
         "95% CI (pts)": ci,
         "consensus": _pct(s.consensus),
         "msgs/ep": "-" if cost is None or not cost.per_edge else f"{cost.messages:.1f}{per}",
@@ -266,7 +266,7 @@ def _baseline_gain(s: RunSummary, name: str) -> str:
     if "not_applicable" in row:
         return "n/a"
     ci = row.get("gain_ci95")
-    shown = _signed(row["gain"])
+    shown = signed_points(row["gain"])
     return shown + (f" [{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]" if ci else " (no CI)")
 
 
@@ -274,7 +274,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _signed(value: float | None) -> str:
+def signed_points(value: float | None) -> str:
+    """A difference of two scores in percentage points, "-" for none."""
     return "-" if value is None else f"{value * 100:+.1f} pts"
 
 
@@ -517,7 +518,7 @@ def _training(summaries: Sequence[RunSummary]) -> str:
                     step,
                     _pct(ev["team"][k]),
                     _pct(ev["best_single"][k]),
-                    _signed(ev["team_gain"][k]),
+                    signed_points(ev["team_gain"][k]),
                     *([_pct(ev["self_consistency"][k])] if equal else []),
                     *singles,
                 ]
@@ -543,10 +544,11 @@ def _training(summaries: Sequence[RunSummary]) -> str:
             first, last = s.training["first_eval"], s.training["last_eval"]
             changes.append(
                 f"{s.label}: team {_pct(first['team'])} → {_pct(last['team'])} "
-                f"({_signed(change['team'])}) from step {first['step']} to {last['step']}"
+                f"({signed_points(change['team'])}) from step {first['step']} to {last['step']}"
                 + (
-                    f"; team gain {_signed(first['team_gain'])} → {_signed(last['team_gain'])} "
-                    f"(a change of {_signed(change['team_gain'])})"
+                    f"; team gain {signed_points(first['team_gain'])} → "
+                    f"{signed_points(last['team_gain'])} "
+                    f"(a change of {signed_points(change['team_gain'])})"
                     if change.get("team_gain") is not None
                     else ""
                 )
@@ -614,7 +616,9 @@ PART_WORDS = {
 }
 
 
-def _interval(row: Mapping[str, Any]) -> str:
+def gain_interval(row: Mapping[str, Any]) -> str:
+    """A paired gain's 95% interval in points (``marl.core.stats.PairedGain.as_dict``), or
+    why there is none."""
     ci = row.get("gain_ci95")
     if ci:
         return f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
@@ -640,8 +644,8 @@ def _baselines(s: RunSummary) -> str:
                 words,
                 _pct(row["score"]),
                 f"{row['tokens_per_episode']:.0f}",
-                _signed(row["gain"]),
-                _interval(row),
+                signed_points(row["gain"]),
+                gain_interval(row),
             ]
         )
     caption = (
@@ -660,7 +664,10 @@ def _baselines(s: RunSummary) -> str:
     if parts:
         body += table(
             ("part of the gain", "gain", "95% CI (pts)"),
-            [[PART_WORDS.get(k, k), _signed(p["gain"]), _interval(p)] for k, p in parts.items()],
+            [
+                [PART_WORDS.get(k, k), signed_points(p["gain"]), gain_interval(p)]
+                for k, p in parts.items()
+            ],
             caption="each part paired over the same tasks; talking + voting = the whole gain",
             css="decomposition",
         )
@@ -673,7 +680,7 @@ def _contribution(s: RunSummary) -> str:
     if not contribution:
         return ""
     rows = [
-        [agent, c["method"], _pct(c["score_without"]), _signed(c["marginal"]), c["why"]]
+        [agent, c["method"], _pct(c["score_without"]), signed_points(c["marginal"]), c["why"]]
         for agent, c in contribution.items()
     ]
     caption = (

@@ -442,6 +442,8 @@ BASELINE_NAMES = {
 def baselines_table(summary: dict) -> Table:
     """The team against baselines of the same tasks: what talking, voting and equal compute
     account for (``marl.commands.baselines``)."""
+    from analysis.report import gain_interval, signed_points
+
     team = summary["phases"]["team"]
     table = Table(
         title=f"the team ({team['score']:.1%}, {team['completion_tokens']:.0f} tokens/ep) "
@@ -460,8 +462,8 @@ def baselines_table(summary: dict) -> Table:
             label,
             f"{row['score']:.1%}",
             f"{row['tokens_per_episode']:.0f}",
-            points(row["gain"]),
-            interval_text(row),
+            signed_points(row["gain"]),
+            gain_interval(row),
         )
     table.caption = (
         "team gain = team score - baseline score, per task; interval: paired bootstrap over "
@@ -478,24 +480,16 @@ DECOMPOSITION_NAMES = {
 }
 
 
-def interval_text(row: dict) -> str:
-    """A gain's 95% interval in points, or why there is none."""
-    ci = row.get("gain_ci95")
-    return f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]" if ci else row.get("gain_ci95_why", "-")
-
-
-def points(gain: float) -> str:
-    """A difference of two scores, in percentage points."""
-    return f"{gain * 100:+.1f} pts"
-
-
 def decomposition_table(summary: dict) -> Table:
     """The team's gain over its mean member split into voting and talking."""
+    from analysis.report import gain_interval, signed_points
+
     table = Table(title="where the team's gain comes from (paired over the same tasks)")
     for name in ("part", "gain", "95% CI (pts)"):
         table.add_column(name, justify="left" if name == "part" else "right", overflow="fold")
     for key, row in summary["decomposition"].items():
-        table.add_row(DECOMPOSITION_NAMES.get(key, key), points(row["gain"]), interval_text(row))
+        name = DECOMPOSITION_NAMES.get(key, key)
+        table.add_row(name, signed_points(row["gain"]), gain_interval(row))
     return table
 
 

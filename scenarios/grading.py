@@ -169,6 +169,26 @@ class TestSuite:
     def total(self) -> int:
         return sum(is_test for _, is_test in self.statements)
 
+    @classmethod
+    def of(
+        cls,
+        check: Check,
+        context: str,
+        cases: tuple[Case, ...],
+        broken: Mapping[int, str] | None = None,
+    ) -> TestSuite:
+        """The suite of ``check``'s statements with its recorded ``cases``."""
+        return cls(
+            check.entry_point,
+            check.candidate,
+            context,
+            check.preamble,
+            check.statements,
+            cases,
+            check.replayed,
+            broken or {},
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SandboxResult:
@@ -657,16 +677,7 @@ def _parse_record(check: Check, context: str, record: Any) -> TestSuite:
         index, reason = entry
         if index in range(n) and check.statements[index][1] and index not in check.replayed:
             broken[index] = reason
-    return TestSuite(
-        check.entry_point,
-        check.candidate,
-        context,
-        check.preamble,
-        check.statements,
-        tuple(cases),
-        check.replayed,
-        broken,
-    )
+    return TestSuite.of(check, context, tuple(cases), broken)
 
 
 def _expect(spec: Mapping[str, Any], values: Any) -> Expect:

@@ -143,20 +143,10 @@ def load_problems() -> tuple[CodingProblem, ...]:
         check = Check.from_check_module(row["test"], row["entry_point"])
         cases = tuple(_case_from_json(c) for c in shipped["problems"][row["task_id"]])
         context = _problem(row, None).context
-        problems.append(_problem(row, _suite(check, context, cases)))
+        problems.append(_problem(row, TestSuite.of(check, context, cases)))
     return tuple(problems)
 
 
-def _suite(check: Check, context: str, cases: tuple[Case, ...]) -> TestSuite:
-    return TestSuite(
-        check.entry_point,
-        check.candidate,
-        context,
-        check.preamble,
-        check.statements,
-        cases,
-        check.replayed,
-    )
 
 
 # ---------------------------------------------------------------- the case file

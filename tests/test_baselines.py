@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from marl.assembly import validate_config
 from marl.cli import main
 from marl.commands.baselines import not_applicable
 from marl.commands.evaluate import evaluate
-from marl.core.codec import TranscriptReader
+from marl.core.codec import TranscriptReader, TranscriptWriter
 from marl.rollouts.local import InProcessRollouts
 from tests.conftest import config_on_tiny_model
 
@@ -84,6 +85,26 @@ def records(run: Path, phase: str) -> list[dict]:
     ]
 
 
+def tiny_debate_training(folder: Path, name: str, **train: object) -> Path:
+    """A config file: two tiny-model agents in a 2-round easy debate, one training step of
+    1 task x G=2 (``train`` overrides), run folders under ``folder``."""
+    data = {
+        "name": name,
+        "scenario": {"name": "debate_v0", "options": {"rounds": 2, "task": "easy"}},
+        "team": {
+            "agents": [
+                {"id": a, "model": "tiny-random", "sampling": {"max_new_tokens": 6}}
+                for a in ("a", "b")
+            ]
+        },
+        "run": {"seed": 0, "output_dir": str(folder)},
+        "train": {"steps": 1, "tasks_per_step": 1, "group_size": 2, **train},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.fixture(scope="module")
 def scripted_eval(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("baselines")
@@ -96,7 +117,7 @@ def scripted_eval(tmp_path_factory):
 def test_vote_is_the_majority_of_the_round_one_answers_with_no_extra_generation(
     scripted_eval,
 ) -> None:
-    run, summary, _ = scripted_eval
+    run, summary, policy = scripted_eval
     team = records(run, "team")
     by_hand = []
     for record in team:
@@ -111,6 +132,9 @@ def test_vote_is_the_majority_of_the_round_one_answers_with_no_extra_generation(
     assert vote["gain"] == pytest.approx(1.0 - vote["score"])
     assert vote["tokens_per_episode"] == 3 * TOKENS  # the round-1 turns' tokens
     assert "vote" not in summary["phases"]  # read from the team's own episodes
+    # every generation: the team (12 tasks x 3 agents x 2 rounds), each agent alone
+    # (3 x 12 x 2) and self-consistency's further answers (5 x 12): none for the vote
+    assert policy.calls == 12 * 3 * 2 + 3 * 12 * 2 + 5 * 12
 
 
 def test_self_consistency_picks_k_from_the_measured_tokens_and_votes_k_answers(
@@ -249,27 +273,7 @@ def tree_run(tmp_path_factory) -> Path:
     """Two steps of tree-mode MAGRPO on a 2-round debate, the stored returns then set to
     known values (the tiny model never scores, so every real return is 0)."""
     tmp = tmp_path_factory.mktemp("tree")
-    data = {
-        "name": "tree",
-        "scenario": {"name": "debate_v0", "options": {"rounds": 2, "task": "easy"}},
-        "team": {
-            "agents": [
-                {"id": a, "model": "tiny-random", "sampling": {"max_new_tokens": 6}}
-                for a in ("a", "b")
-            ]
-        },
-        "run": {"seed": 0, "output_dir": str(tmp)},
-        "train": {
-            "steps": 1,
-            "tasks_per_step": 1,
-            "group_size": 2,
-            "multi_turn": "tree",
-            "eval_every": 0,
-            "save_every": 1,
-        },
-    }
-    path = tmp / "tree.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = tiny_debate_training(tmp, "tree", multi_turn="tree", eval_every=0, save_every=1)
     assert main(["train", str(path), "--no-progress"]) == 0
     (run,) = (p for p in tmp.iterdir() if p.is_dir())
     for frames in (run / "transcripts").glob("*.msgpack"):
@@ -280,9 +284,7 @@ def tree_run(tmp_path_factory) -> Path:
                 rollout["returns"] = dict.fromkeys(rollout["returns"], value)
                 if rollout["metrics"]:
                     rollout["metrics"]["score"] = 1.0
-        frames.write_bytes(b"")
-        from marl.core.codec import TranscriptWriter
-
+        frames.unlink()
         with TranscriptWriter(frames) as writer:
             for group in groups:
                 writer.write(group)
@@ -315,8 +317,6 @@ def test_tree_nodes_are_not_failed_episodes_and_costs_are_per_task(tree_run: Pat
 
 def test_the_change_of_team_gain_says_both_ends(tree_run: Path, tmp_path: Path) -> None:
     """Gain +12.5 -> -12.5 is a change of -25 points, said as such (not "team gain -25")."""
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(tree_run, run)
     lines = [
@@ -346,27 +346,7 @@ def test_the_change_of_team_gain_says_both_ends(tree_run: Path, tmp_path: Path) 
 def test_train_scores_the_baselines_at_its_held_out_points(tmp_path: Path) -> None:
     """`train.eval_baselines: true`: each evaluation line holds the baselines that apply,
     their gains and intervals (None from 2 tasks), and the report reads the run."""
-    data = {
-        "name": "evb",
-        "scenario": {"name": "debate_v0", "options": {"rounds": 2, "task": "easy"}},
-        "team": {
-            "agents": [
-                {"id": a, "model": "tiny-random", "sampling": {"max_new_tokens": 6}}
-                for a in ("a", "b")
-            ]
-        },
-        "run": {"seed": 0, "output_dir": str(tmp_path)},
-        "train": {
-            "steps": 1,
-            "tasks_per_step": 1,
-            "group_size": 2,
-            "eval_every": 1,
-            "eval_episodes": 2,
-            "eval_baselines": True,
-        },
-    }
-    path = tmp_path / "evb.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = tiny_debate_training(tmp_path, "evb", eval_every=1, eval_episodes=2, eval_baselines=True)
     assert main(["train", str(path), "--no-progress"]) == 0
     (run,) = (p for p in tmp_path.iterdir() if p.is_dir())
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

@@ -85,24 +85,27 @@ def entry(team: dict[int, float], scores: dict[int, float], tokens: float, **ext
 
 
 def decomposition(
-    team: Sequence[Episode], singles: Mapping[str, Sequence[Episode]], compared: dict[str, dict]
+    team: Sequence[Episode],
+    singles: Mapping[str, Sequence[Episode]],
+    voted: Mapping[int, float] | None,
+    compared: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, dict[str, Any]]:
     """The team's gain over its mean member in parts, each a paired gain over tasks:
     ``voting`` = vote - mean member (what the ensemble adds without a word), ``talking`` =
     team - vote (what reading each other added), ``equal_compute`` = team -
-    self_consistency. A part whose baseline does not apply is left out."""
+    self_consistency. ``voted``: the vote's score per task, None where it does not apply;
+    a part whose baseline does not apply is left out."""
     members = [by_seed(episodes, episode_score) for episodes in singles.values()]
     mean_member = {s: sum(m[s] for m in members) / len(members) for s in members[0]}
     out: dict[str, dict[str, Any]] = {
         "team_vs_mean_member": paired_gain(by_seed(team, episode_score), mean_member).as_dict()
     }
-    if "gain" in compared["vote"]:
-        out["voting"] = paired_gain(compared["vote"]["_by_seed"], mean_member).as_dict()
-        out["talking"] = {k: compared["vote"][k] for k in ("gain", "gain_ci95", "tasks")}
+    keep = ("gain", "gain_ci95", "tasks")
+    if voted is not None:
+        out["voting"] = paired_gain(voted, mean_member).as_dict()
+        out["talking"] = {k: compared["vote"][k] for k in keep}
     if "gain" in compared["self_consistency"]:
-        out["equal_compute"] = {
-            k: compared["self_consistency"][k] for k in ("gain", "gain_ci95", "tasks")
-        }
+        out["equal_compute"] = {k: compared["self_consistency"][k] for k in keep}
     return out
 
 
@@ -125,12 +128,13 @@ def baselines(
     team_tokens = sum(e.completion_tokens for e in team) / len(team)
     out: dict[str, dict[str, Any]] = {}
     extra: list[Episode] = []
+    voted = None
     if "vote" in skip:
         out["vote"] = {"not_applicable": skip["vote"]}
     else:
         voted = by_seed(team, lambda e: env.vote_score(round_one(e), e.metrics))
         tokens = sum(round_one_tokens(e) for e in team) / len(team)
-        out["vote"] = entry(team_scores, voted, tokens, _by_seed=voted)
+        out["vote"] = entry(team_scores, voted, tokens)
     if "self_consistency" in skip:
         out["self_consistency"] = {"not_applicable": skip["self_consistency"]}
     else:
@@ -165,6 +169,4 @@ def baselines(
         out["solo_rounds"] = entry(
             team_scores, solo, sum(e.completion_tokens for e in alone) / len(alone)
         )
-    parts = decomposition(team, singles, out)
-    out["vote"].pop("_by_seed", None)
-    return out, parts, extra
+    return out, decomposition(team, singles, voted, out), extra
