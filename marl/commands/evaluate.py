@@ -4,7 +4,9 @@ The team plays ``run.episodes`` tasks; then every agent plays the single-agent v
 the same tasks alone (phase ``single:<id>``), with the same task and sampling seeds. Each
 phase goes through ``marl.commands.phases.play`` and into one run folder like `marl simulate`'s;
 ``summary.json`` adds the comparison: each agent's score alone, the best and the mean
-single score, and the team gain over both.
+single score, and the team gain over both; then ``baselines`` at equal compute (vote,
+self_consistency, solo_rounds: ``marl.commands.baselines``, whose further answers are the
+phase ``self_consistency``) and ``decomposition``, the gain split into voting and talking.
 
 Splits (``--split train|test``) are ``marl.tasks``'s: fixed by seed so train and test
 tasks never meet, and a scenario with a fixed data set (coding_v0) also gets its `split`
