@@ -8,6 +8,7 @@ writes them to a file. ``learning_curves`` is the exception kept for
 | figure                 | shows                                                                |
 | ---------------------- | -------------------------------------------------------------------- |
 | `training_curves`      | held-out team and best-single score over steps, training reward      |
+| `arm_curves`           | an experiment's held-out curve per arm: mean over seeds, 95% band    |
 | `training_diagnostics` | loss, KL, gradient norm, advantage spread, flat groups over steps    |
 | `score_bars`           | the team against each agent alone, with confidence intervals         |
 | `graph_figure`         | a graph drawn with a networkx layout, edge width by a weight         |
@@ -115,6 +116,42 @@ def training_curves(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
         bottom.set_ylim(-0.03, 1.03)
         if any(bottom.get_lines()):
             bottom.legend(loc="upper left")
+        fig.tight_layout()
+    return png(fig)
+
+
+def arm_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    """Side by side: each arm's held-out team score against training steps (left) and
+    against generated tokens (right): the mean over seeds (line) and its 95% interval
+    (band; none where fewer than 2 seeds were evaluated). ``curves``: arm -> points of
+    ``analysis.experiment.arm_curve``."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6), sharey=True)
+        for k, (arm, points) in enumerate(curves.items()):
+            colour = COLOURS[k % len(COLOURS)]
+            for ax, key in zip(axes, ("step", "tokens_mean"), strict=True):
+                rows = [p for p in points if p.get(key) is not None and p["mean"] is not None]
+                xs = [p[key] for p in rows]
+                ax.plot(xs, [p["mean"] for p in rows], marker="o", color=colour, label=arm)
+                banded = [p for p in rows if p.get("ci95")]
+                if banded:
+                    ax.fill_between(
+                        [p[key] for p in banded],
+                        [max(0.0, p["ci95"][0]) for p in banded],
+                        [min(1.0, p["ci95"][1]) for p in banded],
+                        color=colour,
+                        alpha=0.15,
+                        linewidth=0,
+                    )
+        axes[0].set_xlabel("training step")
+        axes[1].set_xlabel("generated tokens (training rollouts)")
+        axes[0].set_ylabel("held-out team success")
+        axes[0].xaxis.get_major_locator().set_params(integer=True)
+        for ax in axes:
+            ax.set_ylim(-0.03, 1.03)
+        axes[0].set_title("against steps")
+        axes[1].set_title("against generated tokens")
+        axes[0].legend(loc="upper left")
         fig.tight_layout()
     return png(fig)
 

@@ -60,6 +60,7 @@ from marl.core.runs import output_dir_problem
 from marl.rollouts.interface import Rollouts
 from marl.rollouts.local import TransformersRollouts, VLLMRollouts
 from marl.rollouts.ray_workers import RayRollouts
+from marl.trackers import tracker_problem
 from scenarios import SCENARIOS, make_env
 from scenarios.base import TextTeamEnv
 
@@ -107,6 +108,11 @@ def validate_config(
     problems = cross_field_problems(config)
     if (where := output_dir_problem(config.run.output_dir)) is not None:
         problems.append(("run.output_dir", where))
+    problems += [
+        ("run.report_to", why)
+        for name in config.run.report_to
+        if (why := tracker_problem(name)) is not None
+    ]
     if config.resources.backend == "vllm" and not vllm_available():
         problems.append(
             (

@@ -5,8 +5,11 @@
               [--out DIR]
     marl train CONFIG [--set key.path=value ...] [--steps N] [--out DIR]
     marl train --resume RUN_DIR
+    marl experiment EXPERIMENT [--set key.path=value ...]
+    marl experiment --resume EXP_DIR
     marl transcripts RUN_DIR --episode K [--phase PHASE] [--step N] [--full]
     marl report RUN_DIR [RUN_DIR ...] [--out PATH]
+    marl report EXP_DIR
 
 A config error prints every bad field by its path and exits with status 2, no traceback.
 """
@@ -17,6 +20,7 @@ import argparse
 import errno
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +71,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     train.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
     _config_flags(train)
+    exp = commands.add_parser(
+        "experiment", help="every arm x seed of an experiment file, as trials on Ray Tune"
+    )
+    exp.add_argument(
+        "experiment", nargs="?", help="an experiment YAML file (see configs/experiments/)"
+    )
+    exp.add_argument(
+        "--resume", metavar="EXP_DIR", help="finish an experiment folder after any stop"
+    )
+    exp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the experiment file, e.g. --set seeds=[0,1]",
+    )
+    exp.add_argument("--no-progress", action="store_true", help="no progress table")
     tr = commands.add_parser("transcripts", help="print one episode of a run folder")
     tr.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (simulate, eval or train)")
     tr.add_argument("--episode", type=int, required=True, metavar="K", help="0-based index")
@@ -86,6 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _transcripts(args)
     if args.command == "report":
         return _report(args.run_dirs, args.out)
+    if args.command == "experiment":
+        if args.resume and (args.experiment or args.set):
+            parser.error("--resume takes the experiment folder only: its experiment.yaml is it")
+        if not args.resume and not args.experiment:
+            parser.error("experiment needs EXPERIMENT or --resume EXP_DIR")
+        return _experiment(args.experiment, args.set, args.resume, not args.no_progress)
     if args.command == "train" and args.resume:
         if args.config or args.set or args.steps is not None or args.out is not None:
             parser.error("--resume takes the run folder only: its config.yaml is the config")
@@ -300,7 +327,7 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
         finally:
             if training is not None:
                 training.close()
-    if stop.signum is not None and training.step < training.tc.steps:
+    if stop.signum is not None and not training.finished:
         errors.print(
             f"interrupted after step {training.step}; "
             f"resume with: marl train --resume {escape(str(training.folder.path))}",
@@ -308,6 +335,121 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
         )
         return 128 + stop.signum
     return 0
+
+
+def _experiment(path: str | None, overrides: list[str], resume: str | None, progress: bool) -> int:
+    """Run or finish an experiment; then its summary.json, report.html and tables. Exit 1
+    when a trial failed (each said with its error), 130 on Ctrl-C (resume to finish)."""
+    from rich.live import Live
+
+    from analysis.experiment import write_summary_and_report
+    from marl.commands.experiment import Experiment, create, read_experiment, run_experiment
+    from marl.core.files import InputFileError
+
+    try:
+        if resume:
+            experiment = Experiment.load(resume)
+        else:
+            config = read_experiment(path, overrides)
+            experiment = create(config)
+    except (ConfigError, InputFileError) as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
+    console.print(
+        f"experiment folder: [bold]{escape(str(experiment.path))}[/] "
+        f"({len(experiment.trials)} trials)",
+        soft_wrap=True,
+    )
+    live = Live(console=console, refresh_per_second=2, transient=False)
+    try:
+        if progress:
+            live.start()
+        progress_state = run_experiment(
+            experiment, resume=bool(resume), on_change=lambda p: live.update(progress_table(p))
+        )
+    except ConfigError as err:
+        live.stop()
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        live.stop()
+        errors.print(
+            f"stopped; finish with: marl experiment --resume {escape(str(experiment.path))}",
+            soft_wrap=True,
+        )
+        return 130
+    finally:
+        live.stop()
+    summary, page = write_summary_and_report(experiment.path)
+    console.print(experiment_table(summary))
+    if summary["differences"]:
+        console.print(differences_table(summary))
+    failed = {k: v for k, v in progress_state.trials.items() if v.status == "failed"}
+    for trial_id, state in failed.items():
+        errors.print(
+            f"[bold red]trial {escape(trial_id)} failed:[/] {escape(state.error or '')}",
+            soft_wrap=True,
+        )
+    unfinished = [k for k, v in progress_state.trials.items() if v.status not in ("done", "failed")]
+    if unfinished:
+        errors.print(f"not finished: {', '.join(unfinished)}", soft_wrap=True)
+    console.print(f"report: [bold]{escape(str(page))}[/]", soft_wrap=True)
+    if failed or unfinished:
+        errors.print(
+            f"finish or retry with: marl experiment --resume {escape(str(experiment.path))}",
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+def progress_table(progress) -> Table:
+    """Trials done, running, failed; each arm's trials and latest held-out score."""
+    counts = progress.counts()
+    elapsed = time.monotonic() - progress.started
+    table = Table(
+        title=f"experiment: {counts['done']} done, {counts['running']} running, "
+        f"{counts['failed']} failed, {counts['pending']} pending ({elapsed / 60:.0f} min)"
+    )
+    for name in ("arm", "trials (done/running/failed)", "latest step", "latest held-out"):
+        table.add_column(name, justify="left" if name == "arm" else "right")
+    latest = progress.latest_by_arm()
+    for arm in dict.fromkeys(s.arm for s in progress.trials.values()):
+        states = [s for s in progress.trials.values() if s.arm == arm]
+        done = sum(s.status == "done" for s in states)
+        running = sum(s.status == "running" for s in states)
+        failed = sum(s.status == "failed" for s in states)
+        score = latest[arm]
+        table.add_row(
+            arm,
+            f"{done}/{running}/{failed} of {len(states)}",
+            str(max(s.step for s in states)),
+            "-" if score is None else f"{score:.0%}",
+        )
+    return table
+
+
+def experiment_table(summary: dict) -> Table:
+    from analysis.experiment import FINAL_HEADER, INTERVAL, final_rows
+
+    table = Table(title=f"{summary['name']}: final held-out scores, across seeds")
+    for k, name in enumerate(FINAL_HEADER):
+        table.add_column(name, justify="left" if k == 0 else "right", overflow="fold")
+    for row in final_rows(summary):
+        table.add_row(*(escape(c) for c in row))
+    table.caption = INTERVAL
+    return table
+
+
+def differences_table(summary: dict) -> Table:
+    from analysis.experiment import DIFFERENCE_HEADER, difference_rows
+
+    table = Table(title="differences of the final team score, paired by seed")
+    for k, name in enumerate(DIFFERENCE_HEADER):
+        table.add_column(name, justify="left" if k == 0 else "right", overflow="fold")
+    for row in difference_rows(summary):
+        table.add_row(*(escape(c) for c in row))
+    return table
 
 
 def _train_steps(training: Training, progress: bool, stop: Callable[[], bool]) -> None:
@@ -339,7 +481,10 @@ def _train_steps(training: Training, progress: bool, stop: Callable[[], bool]) -
     if metrics.exists():
         console.print(train_table(metrics))
     if last:
-        console.print(f"finished step {last['step']} of {tc.steps}")
+        budget = ""
+        if tc.max_tokens is not None and last["tokens_total"] >= tc.max_tokens:
+            budget = f": the budget of {tc.max_tokens:,} generated tokens is spent"
+        console.print(f"finished step {last['step']} of {tc.steps}{budget}")
     console.print(f"run folder: [bold]{training.folder.path}[/]", soft_wrap=True)
 
 
@@ -552,6 +697,31 @@ def _transcripts(args: argparse.Namespace) -> int:
 
 
 def _report(run_dirs: Sequence[str], out: str | None) -> int:
+    from analysis.experiment import ExperimentFolderError, is_experiment
+
+    experiments = [p for p in run_dirs if is_experiment(p)]
+    if experiments:
+        if len(experiments) != len(run_dirs) or out is not None:
+            errors.print(
+                "[bold red]error:[/] an experiment folder is reported on its own (its "
+                "report.html and summary.json go in it): one folder, no --out"
+            )
+            return 2
+        from analysis.experiment import write_summary_and_report
+
+        for path in experiments:
+            try:
+                summary, page = write_summary_and_report(path)
+            except ExperimentFolderError as err:
+                errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+                return 2
+            console.print(experiment_table(summary))
+            if summary["differences"]:
+                console.print(differences_table(summary))
+            for problem in summary["problems"]:
+                console.print(f"[yellow]skipped:[/] {escape(problem)}", soft_wrap=True)
+            console.print(f"report: [bold]{escape(str(page))}[/]", soft_wrap=True)
+        return 0
 
     from analysis.report import KEY_COLUMNS, analyse_runs, key_row, render, report_problems
     from analysis.rundata import RunFolderError, load_run

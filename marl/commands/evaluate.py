@@ -43,6 +43,7 @@ from marl.core.config import ConfigError, RunConfig
 from marl.core.runs import RunFolder
 from marl.rollouts.interface import Rollouts
 from marl.tasks import Split, split_config, split_seeds
+from marl.trackers import Trackers, tracking
 from scenarios.base import TextTeamEnv
 
 AblationMethod = Literal["removed", "noop"]
@@ -132,12 +133,30 @@ def evaluate(
     config, split_info = split_config(config, split)
     plans = [plan_ablation(config, a) for a in config.team.ids] if ablate else []
     folder = RunFolder.create(config.run.output_dir, config.name)
-    folder.write_config(resolved_config(config))
+    resolved = resolved_config(config)
+    folder.write_config(resolved)
+    with tracking(config, folder, resolved) as trackers:
+        summary = _evaluate(config, rollouts, folder, seeds, split_info, plans, on_turns, trackers)
+        trackers.summary(summary)
+    folder.write_summary(summary)
+    return folder, summary
+
+
+def _evaluate(
+    config: RunConfig,
+    rollouts: Rollouts,
+    folder: RunFolder,
+    seeds: list[int],
+    split_info: dict[str, Any] | None,
+    plans: list[Ablation],
+    on_turns: Callable[[int], None] | None,
+    trackers: Trackers,
+) -> dict[str, Any]:
     ids = config.team.ids
     phases = []
     for name, agent_ids in [("team", ids)] + [(f"single:{a}", [a]) for a in ids]:
         phase = play(config, rollouts, agent_ids, name, on_turns, seeds=seeds)
-        record_phase(folder, phase)
+        record_phase(folder, phase, trackers)
         phases.append(phase)
     singles = {p.agents[0]: p.episodes for p in phases if p.name.startswith("single:")}
     alone = next(p for p in phases if p.name == f"single:{config.single_agent_id}")
@@ -148,12 +167,12 @@ def evaluate(
     if extra:  # self_consistency's further answers, on disk like every episode
         seconds = time.perf_counter() - start
         phase = Phase("self_consistency", alone.agents, extra, seconds, alone.per_task)
-        record_phase(folder, phase)
+        record_phase(folder, phase, trackers)
         phases.append(phase)
     for plan in plans:
         name = f"ablate:{plan.agent}"
         phase = play(config, rollouts, plan.agents, name, on_turns, seeds=seeds, muted=plan.muted)
-        record_phase(folder, phase)
+        record_phase(folder, phase, trackers)
         phases.append(phase)
     summary = {
         "name": config.name,
@@ -178,5 +197,4 @@ def evaluate(
             }
             for plan in plans
         }
-    folder.write_summary(summary)
-    return folder, summary
+    return summary

@@ -13,6 +13,7 @@ from marl.core.config import RunConfig
 from marl.core.runs import RunFolder
 from marl.rollouts.interface import Rollouts
 from marl.rollouts.records import Episode, aggregate
+from marl.trackers import Trackers, sample_rows
 from scenarios.base import TextTeamEnv
 
 
@@ -65,8 +66,13 @@ def turns_expected(config: RunConfig, agent_count: int) -> int:
     return config.run.episodes * agent_count * env.max_rounds
 
 
-def record_phase(folder: RunFolder, phase: Phase) -> None:
-    """Append a phase's episodes to the run folder: a transcript frame and a metrics line each."""
+SAMPLES_PER_PHASE = 2  # episodes of each phase a tracker shows as text
+
+
+def record_phase(folder: RunFolder, phase: Phase, trackers: Trackers | None = None) -> None:
+    """Append a phase's episodes to the run folder: a transcript frame and a metrics line
+    each (and to ``trackers``, through the folder's listeners, with the first episodes'
+    turns as text samples)."""
     with folder.transcripts() as transcripts:
         for episode in phase.episodes:
             transcripts.write({**episode.to_record(), "phase": phase.name})
@@ -81,3 +87,10 @@ def record_phase(folder: RunFolder, phase: Phase) -> None:
                     **episode.metrics,
                 }
             )
+    if trackers:
+        rows = [
+            row
+            for e in phase.episodes[:SAMPLES_PER_PHASE]
+            for row in sample_rows(e.turns, f"{phase.name} episode {e.index}")
+        ]
+        trackers.samples(0, rows)

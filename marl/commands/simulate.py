@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from marl.assembly import resolved_config
-from marl.commands.phases import play, record_phase
+from marl.commands.phases import Phase, play, record_phase
 from marl.core.config import RunConfig
 from marl.core.runs import RunFolder
 from marl.rollouts.interface import Rollouts
+from marl.trackers import tracking
 
 
 def simulate(
@@ -25,12 +26,21 @@ def simulate(
 ) -> tuple[RunFolder, dict[str, Any]]:
     """Play the team and the single-agent baseline; write and return the run folder."""
     folder = RunFolder.create(config.run.output_dir, config.name)
-    folder.write_config(resolved_config(config))
-    phases = []
-    for name, agent_ids in (("team", config.team.ids), ("single", [config.single_agent_id])):
-        phase = play(config, rollouts, agent_ids, name, on_turns)
-        record_phase(folder, phase)
-        phases.append(phase)
+    resolved = resolved_config(config)
+    folder.write_config(resolved)
+    with tracking(config, folder, resolved) as trackers:
+        phases = []
+        for name, agent_ids in (("team", config.team.ids), ("single", [config.single_agent_id])):
+            phase = play(config, rollouts, agent_ids, name, on_turns)
+            record_phase(folder, phase, trackers)
+            phases.append(phase)
+        summary = _summary(config, folder, phases)
+        trackers.summary(summary)
+    folder.write_summary(summary)
+    return folder, summary
+
+
+def _summary(config: RunConfig, folder: RunFolder, phases: list[Phase]) -> dict[str, Any]:
     summary = {
         "name": config.name,
         "scenario": config.scenario.name,
@@ -39,5 +49,4 @@ def simulate(
     }
     team, single = summary["phases"]["team"], summary["phases"]["single"]
     summary["team_gain"] = team["score"] - single["score"]
-    folder.write_summary(summary)
-    return folder, summary
+    return summary

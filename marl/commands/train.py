@@ -27,6 +27,7 @@ config's ``resources`` and ``marl.assembly.build_rollouts``'s business: the loop
 from __future__ import annotations
 
 import _thread
+import contextlib
 import json
 import shutil
 import signal
@@ -56,9 +57,12 @@ from marl.core.files import read_bytes
 from marl.core.runs import RunFolder, WriteError, write_atomic, writing
 from marl.rollouts.records import Episode, Group, aggregate, group_record
 from marl.tasks import eval_config, split_config, split_seeds, train_seeds
+from marl.trackers import Trackers, open_trackers, sample_rows
 from marl.trainers.magrpo import MAGRPOTrainer
 
 MAX_METRICS_BYTES = 1024 * 1024 * 1024  # a line per step: millions of steps
+SAMPLES_PER_STEP = 2  # rollouts of a step a tracker shows as text
+
 
 class StopOnSignal:
     """``with StopOnSignal() as stop:``: the first SIGINT or SIGTERM sets ``stop.signum``
@@ -131,11 +135,26 @@ class Training:
         self.train_env = env_factory(split_config(config, "train")[0], self.agent_ids)
         self.eval_config = eval_config(config)
         self.step = 0
+        self.tokens_total = 0  # generated in training rollouts so far: train.max_tokens
         self.checkpoint_step: int | None = None  # the newest checkpoint on disk that verifies
         self.rollouts = build_rollouts(config, self.policies)  # holds version 0: step 0
+        self.trackers = Trackers([], folder)  # run.report_to, opened by start/resume
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is at its end: ``train.steps``, or ``train.max_tokens`` spent."""
+        budget = self.tc.max_tokens
+        return self.step >= self.tc.steps or (budget is not None and self.tokens_total >= budget)
+
+    def open_trackers(self, resumed_step: int | None = None) -> None:
+        self.trackers = open_trackers(
+            self.config, self.folder, resolved_config(self.config), resumed_step
+        )
 
     def close(self) -> None:
-        """Stop whatever plays the rollouts (workers, vLLM engines); safe to call twice."""
+        """Stop whatever plays the rollouts (workers, vLLM engines) and close the trackers;
+        safe to call twice."""
+        self.trackers.close()
         self.rollouts.close()
 
     # ---------------------------------------------------------------- state
@@ -151,7 +170,11 @@ class Training:
                 }
                 for name, opt in self.trainer.optimizers.items()
             },
-            state={"algorithm": self.tc.algorithm, "policy": self.tc.policy},
+            state={
+                "algorithm": self.tc.algorithm,
+                "policy": self.tc.policy,
+                "tokens_total": self.tokens_total,
+            },
         )
         folder = self.folder.path / "checkpoints"
         with writing(folder):
@@ -182,6 +205,7 @@ class Training:
             if skipped:
                 notes.append("no checkpoint verified: starting again from step 0")
             self.step = 0
+            self.tokens_total = 0
         else:
             self.policies.load_state_dict(checkpoint.policies)
             for name, states in checkpoint.optimizers.items():
@@ -192,7 +216,24 @@ class Training:
             notes.append(f"resumed from checkpoint step {self.step}")
         # from scratch, nothing written so far counts (not even the step-0 evaluation)
         notes += self._truncate_after(self.step if checkpoint is not None else -1)
+        if checkpoint is not None:
+            saved = checkpoint.state.get("tokens_total")
+            if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 0:
+                self.tokens_total = saved
+            else:  # a checkpoint from before the budget existed: the kept lines say
+                self.tokens_total = self._tokens_in_metrics()
         return notes
+
+    def _tokens_in_metrics(self) -> int:
+        metrics = self.folder.path / RunFolder.METRICS
+        if not metrics.exists():
+            return 0
+        total = 0
+        for raw in read_bytes(metrics, MAX_METRICS_BYTES).split(b"\n"):
+            with contextlib.suppress(ValueError, TypeError):
+                tokens = json.loads(raw).get("tokens", 0)
+                total += tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
+        return total
 
     def _truncate_after(self, step: int) -> list[str]:
         """Keep the metrics lines of steps up to ``step`` and drop the rest (the resumed run
@@ -234,12 +275,12 @@ class Training:
         checkpoints its last finished step (none before the first: a resume restarts)."""
         last: dict[str, Any] = {}
         if self.step == 0 and self.tc.eval_every and not stop():  # the curve's first point
-            self.folder.log_metrics({"step": 0, **self.evaluate()})
-        while self.step < self.tc.steps and not stop():
+            self.folder.log_metrics({"step": 0, "tokens_total": 0, **self.evaluate()})
+        while not self.finished and not stop():
             last = self.train_step()
             if on_step:
                 on_step(last)
-        if 0 < self.step < self.tc.steps and self.checkpoint_step != self.step:
+        if self.step > 0 and not self.finished and self.checkpoint_step != self.step:
             self.save()
         return last
 
@@ -265,6 +306,7 @@ class Training:
         }
         ended = [r.metrics["score"] for g in groups for r in g.rollouts if r.metrics]
         tokens = sum(len(t.token_ids) for g in groups for r in g.rollouts for t in r.turns)
+        self.tokens_total += tokens
         record: dict[str, Any] = {
             "step": self.step,
             "tasks": sorted({g.seed for g in groups}),
@@ -274,19 +316,20 @@ class Training:
             **{f"reward_mean/{a}": sum(v) / len(v) for a, v in agent_returns.items()},
             "score_mean": sum(ended) / max(1, len(ended)),
             "tokens": tokens,
+            "tokens_total": self.tokens_total,
             "rollout_seconds": round(rollout_seconds, 3),
             "seconds": round(time.perf_counter() - start, 3),
             **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},
         }
         if tc.transcript_every and self.step % tc.transcript_every == 0:
             self._write_transcripts(groups)
-        if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.steps):
+        if tc.eval_every and (self.step % tc.eval_every == 0 or self.finished):
             record |= self.evaluate()
         # after the evaluation: its calls count too
         record |= self.rollouts.step_report(groups, expected_version=self.step - 1)
         record["tokens_per_s"] = round(tokens / max(record["rollout_seconds"], 1e-9), 2)
         self.folder.log_metrics(record)
-        if self.step % tc.save_every == 0 or self.step == tc.steps:
+        if self.step % tc.save_every == 0 or self.finished:
             self.save()
         return record
 
@@ -339,6 +382,14 @@ class Training:
         except WriteError:
             path.unlink(missing_ok=True)  # no half file: a resume writes this step again
             raise
+        if self.trackers:  # the first rollouts of the step's first task, as text
+            first = groups[0]
+            rows = [
+                row
+                for k, rollout in enumerate(first.rollouts[:SAMPLES_PER_STEP])
+                for row in sample_rows(rollout.turns, f"task {first.seed} rollout {k}")
+            ]
+            self.trackers.samples(self.step, rows)
 
 
 def _step_line(raw: bytes) -> tuple[int, str] | None:
@@ -357,7 +408,13 @@ def start_training(config: RunConfig, folder: RunFolder | None = None) -> Traini
     """A run with the resolved config in ``folder`` (default: a new one), ready to ``run()``."""
     folder = folder or RunFolder.create(config.run.output_dir, config.name)
     folder.write_config(resolved_config(config))
-    return Training(config, folder)
+    training = Training(config, folder)
+    try:
+        training.open_trackers()
+    except BaseException:
+        training.close()
+        raise
+    return training
 
 
 def resume_training(run_dir: str | Path) -> tuple[Training, list[str]]:
@@ -369,7 +426,9 @@ def resume_training(run_dir: str | Path) -> tuple[Training, list[str]]:
         read_bytes(metrics, MAX_METRICS_BYTES)
     training = Training(config, folder)
     try:
-        return training, training.resume()
+        notes = training.resume()
+        training.open_trackers(resumed_step=training.step)
+        return training, notes
     except BaseException:
         training.close()
         raise

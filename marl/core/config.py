@@ -263,6 +263,32 @@ class RunOptions(StrictModel):
         None, description="agent run alone as the baseline (default: first)"
     )
     batch_size: int = Field(32, ge=1, le=4096, description="max prompts per generate call")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="experiment trackers every metrics line also goes to (optional extras: "
+        "`pip install -e '.[trackers]'`); TensorBoard writes under the run folder, W&B runs "
+        "offline unless WANDB_MODE or WANDB_API_KEY says otherwise, MLflow logs to "
+        "MLFLOW_TRACKING_URI or a file store in <output_dir>/mlruns",
+    )
+    tracker_project: str = Field(
+        "marl",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="the W&B project and the MLflow experiment the runs go to",
+    )
+    tracker_group: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="a group the tracker runs share (W&B group, MLflow tag); `marl "
+        "experiment` sets it to the experiment's name",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _each_tracker_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a tracker is named twice: {value}")
+        return value
 
 
 class ResourcesConfig(StrictModel):
@@ -405,6 +431,14 @@ class TrainConfig(StrictModel):
         description="also score marl eval's baselines (vote, self_consistency, solo_rounds) "
         "at each held-out evaluation: eval/<baseline> and eval/gain_vs/<baseline> with its "
         "95% interval (ci95_low, ci95_high)",
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=10**13,
+        description="a budget of generated tokens (training rollouts, evaluations not "
+        "counted): the run ends after the step that reaches it, evaluated and saved, even "
+        "before `steps`; arms given the same budget are compared at equal generation",
     )
     save_every: int = Field(10, ge=1, le=1_000_000, description="steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, le=1000, description="newest checkpoints kept")

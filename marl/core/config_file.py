@@ -60,6 +60,12 @@ def apply_override(data: dict[str, Any], override: str, source: str = "config") 
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise ConfigError([("--set", f"'{override}' is not key.path=value")], source)
+    set_path(data, key, parse_yaml(raw, key, source) if raw else "", source)
+
+
+def set_path(data: dict[str, Any], key: str, value: Any, source: str = "config") -> None:
+    """Set ``value`` at the dotted ``key`` (``a.b.0.c`` or ``a.b[0].c``) of a nested
+    mapping, making mappings on the way; a list index must exist."""
     parts = re.sub(r"\[(\w*)\]", r".\1", key.strip()).split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -77,7 +83,7 @@ def apply_override(data: dict[str, Any], override: str, source: str = "config") 
         else:
             raise ConfigError([(key, f"'{'.'.join(parts[:i])}' is not a mapping")], source)
         if last:
-            node[index] = parse_yaml(raw, key, source) if raw else ""
+            node[index] = value
         else:
             node = node[index]
 

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,8 @@ class RunFolder:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # called with each metrics line once it is on disk (experiment trackers)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     @classmethod
     def create(cls, output_dir: str | Path, name: str) -> RunFolder:
@@ -154,6 +156,8 @@ class RunFolder:
     def log_metrics(self, record: dict[str, Any]) -> None:
         """Append one whole line to ``metrics.jsonl`` (no buffer: the OS has it at return)."""
         append_whole(self.path / self.METRICS, (json.dumps(record, sort_keys=True) + "\n").encode())
+        for listener in self.listeners:
+            listener(record)
 
     def transcripts(self) -> TranscriptWriter:
         return TranscriptWriter(self.path / self.TRANSCRIPTS)
