@@ -33,6 +33,7 @@ from rich.table import Table
 
 from marl.assembly import load_config
 from marl.core.config import ConfigError, RunConfig
+from marl.trackers import TrackerError
 
 if TYPE_CHECKING:
     from marl.commands.train import Training
@@ -206,6 +207,9 @@ def _simulate(config: RunConfig, progress: bool) -> int:
     try:
         with _turns_bar("simulate", total, progress) as on_turns:
             folder, summary = simulate(config, rollouts, on_turns=on_turns)
+    except TrackerError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
     finally:
         rollouts.close()
     console.print(result_table(summary))
@@ -227,6 +231,9 @@ def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = F
     try:
         with _turns_bar("eval", total, progress) as on_turns:
             folder, summary = evaluate(config, rollouts, split, on_turns=on_turns, ablate=ablate)
+    except TrackerError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
     finally:
         rollouts.close()
     console.print(eval_table(summary))
@@ -296,7 +303,7 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
                 for note in notes:
                     console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
                 _train_steps(training, progress, stop.requested)
-        except RunFolderInUse as err:
+        except (RunFolderInUse, TrackerError) as err:
             errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             return 2
         except (ConfigError, InputFileError) as err:  # a damaged run folder, found on resume

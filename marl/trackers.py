@@ -56,8 +56,8 @@ SAMPLE_TURN_CHARS = 2000
 IDS_FILE = "trackers.json"
 
 
-class TrackerMissing(RuntimeError):
-    """A tracker named in ``run.report_to`` is not installed."""
+class TrackerError(ValueError):
+    """A tracker named in ``run.report_to`` is not installed, or could not be opened."""
 
 
 def tracker_problem(name: str) -> str | None:
@@ -187,7 +187,7 @@ class _WandB(_Tracker):
         self.run.log({"transcripts": table}, step=step)
 
     def close(self) -> None:
-        self.run.finish(quiet=True)
+        self.run.finish()
 
 
 class _MLflow(_Tracker):
@@ -274,8 +274,14 @@ class Trackers:
         if self.log in self.folder.listeners:
             self.folder.listeners.remove(self.log)
         for tracker in self.trackers:
-            with contextlib.suppress(Exception):
+            try:
                 tracker.close()
+            except Exception as err:  # the run's own files are complete: say it, go on
+                print(
+                    f"warning: tracker {tracker.name} did not close cleanly "
+                    f"({type(err).__name__}: {err})",
+                    file=sys.stderr,
+                )
         self.trackers = []
 
     def _each(self, method: str, *args: Any) -> None:
@@ -305,7 +311,7 @@ def open_trackers(
     names = config.run.report_to
     for name in names:
         if (why := tracker_problem(name)) is not None:
-            raise TrackerMissing(f"run.report_to: {why}")
+            raise TrackerError(f"run.report_to: {why}")
     ids_path = folder.path / IDS_FILE
     ids: dict[str, str] = {}
     if resumed_step is not None and ids_path.is_file():
@@ -316,12 +322,17 @@ def open_trackers(
     opened: list[_Tracker] = []
     try:
         for name in names:
-            if name == "tensorboard":
-                opened.append(_TensorBoard(folder, config_text, resumed_step))
-            elif name == "wandb":
-                opened.append(_WandB(config, folder, resolved, ids.get("wandb")))
-            else:
-                opened.append(_MLflow(config, folder, resolved, ids.get("mlflow")))
+            try:
+                if name == "tensorboard":
+                    opened.append(_TensorBoard(folder, config_text, resumed_step))
+                elif name == "wandb":
+                    opened.append(_WandB(config, folder, resolved, ids.get("wandb")))
+                else:
+                    opened.append(_MLflow(config, folder, resolved, ids.get("mlflow")))
+            except Exception as err:  # a bad tracking URI, a store that is no folder, ...
+                raise TrackerError(
+                    f"run.report_to: cannot open {name}: {type(err).__name__}: {err}"
+                ) from None
     except BaseException:
         for tracker in opened:
             with contextlib.suppress(Exception):

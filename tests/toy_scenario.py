@@ -23,7 +23,9 @@ from scenarios.base import ScenarioOptions
 
 
 class ToyOptions(ScenarioOptions):
-    """The toy has no options."""
+    """One option, for tests of a run that fails half way."""
+
+    fail_in_training: bool = False  # reset raises on a training task (seed < 1,000,000)
 
 
 class ToyLengthEnv(ParallelEnv):
@@ -33,7 +35,8 @@ class ToyLengthEnv(ParallelEnv):
         "is_parallelizable": True,
     }
 
-    def __init__(self, agent_ids=("a",), graph=None):
+    def __init__(self, agent_ids=("a",), graph=None, fail_in_training=False):
+        self.fail_in_training = fail_in_training
         self.possible_agents = list(agent_ids)
         self.graph = graph if graph is not None else build_graph(self.possible_agents, "none")
         self.bus = MessageBus(self.graph)
@@ -46,8 +49,8 @@ class ToyLengthEnv(ParallelEnv):
 
     @classmethod
     def from_options(cls, agent_ids, graph, options: ToyOptions | dict | None) -> ToyLengthEnv:
-        ToyOptions.model_validate(options or {})  # rejects any option given
-        return cls(agent_ids, graph)
+        checked = ToyOptions.model_validate(options or {})
+        return cls(agent_ids, graph, checked.fail_in_training)
 
     def observation_space(self, agent):
         return self._obs[agent]
@@ -56,6 +59,8 @@ class ToyLengthEnv(ParallelEnv):
         return self._act[agent]
 
     def reset(self, seed=None, options=None):
+        if self.fail_in_training and seed is not None and seed < 1_000_000:
+            raise RuntimeError(f"toy failure on training task {seed}")
         self.agents = list(self.possible_agents)
         self.bus.reset()
         return {a: f"Task {seed}: write something long." for a in self.agents}, {
