@@ -362,3 +362,14 @@ def test_train_scores_the_baselines_at_its_held_out_points(tmp_path: Path) -> No
     summary = analyse(load_run(run))
     assert not summary.run.problems
     assert "self-consistency" in render([summary])
+
+
+def test_tasks_that_all_differ_the_same_get_no_interval():
+    """Both sides at 0 on every task (a floor): a zero-width interval would look like
+    certainty; there is none, and the reason says why."""
+    from marl.core.stats import paired_gain
+
+    floor = paired_gain(dict.fromkeys(range(50), 0.0), dict.fromkeys(range(50), 0.0))
+    assert floor.gain == 0.0 and floor.ci95 is None and "same difference" in floor.why
+    spread = paired_gain({s: float(s % 2) for s in range(50)}, dict.fromkeys(range(50), 0.0))
+    assert spread.ci95 is not None and spread.ci95[0] < 0.5 < spread.ci95[1]

@@ -7,7 +7,8 @@ from the spread). The generator is seeded, so the same scores give the same inte
 
 Fewer than ``MIN_TASKS`` common tasks give no interval (``ci95`` None, ``why`` says so):
 a bootstrap over 4 tasks is mostly the 4 tasks, and one where every difference is equal
-collapses to a point that looks like certainty.
+collapses to a point that looks like certainty; so does any set of tasks where every
+difference is the same (both sides scoring 0 everywhere, say), which gets no interval either.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ def paired_gain(
     gain = float(diff.mean())
     if len(seeds) < min_tasks:
         why = f"{len(seeds)} tasks are too few for an interval (at least {min_tasks})"
+        return PairedGain(gain, None, len(seeds), why)
+    if np.all(diff == diff[0]):
+        # every resample would give the same mean: an interval of zero width is no certainty,
+        # it is two sides at a floor or ceiling (or copies of each other) on these tasks
+        why = (
+            f"all {len(seeds)} tasks give the same difference ({diff[0]:+g}): nothing to "
+            "resample (both sides at a floor or a ceiling?)"
+        )
         return PairedGain(gain, None, len(seeds), why)
     picks = np.random.default_rng(seed).integers(0, len(seeds), size=(resamples, len(seeds)))
     boot = diff[picks].mean(axis=1)  # (R,)
