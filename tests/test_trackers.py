@@ -92,7 +92,9 @@ def test_tensorboard_holds_every_metrics_line(tracked_run: Path):
     assert [s for s, _ in found["eval/team"]] == [s for s, _ in evaluated]
     assert [v for _, v in found["eval/team"]] == pytest.approx([v for _, v in evaluated])
     assert [s for s, _ in found["reward_mean"]] == [x["step"] for x in lines if "reward_mean" in x]
-    assert [v for _, v in found["a/grad_norm"]] == pytest.approx([x["a/grad_norm"] for x in lines[1:]])
+    assert [v for _, v in found["a/grad_norm"]] == pytest.approx(
+        [x["a/grad_norm"] for x in lines[1:]]
+    )
     assert "config/text_summary" in tensors and "transcripts/text_summary" in tensors
 
 
@@ -129,9 +131,7 @@ def test_mlflow_file_store_holds_metrics_params_and_samples(tracked_run: Path):
 
 
 def test_resumed_run_continues_the_same_tracker_runs(tmp_path: Path):
-    config = with_trackers(
-        toy_config(tmp_path, "r", steps=2), ["tensorboard", "wandb", "mlflow"]
-    )
+    config = with_trackers(toy_config(tmp_path, "r", steps=2), ["tensorboard", "wandb", "mlflow"])
     assert main(["train", str(config), "--no-progress"]) == 0
     (run,) = (tmp_path / "r").glob("r-*")
     before = json.loads((run / "trackers.json").read_text())

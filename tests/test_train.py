@@ -358,3 +358,25 @@ def test_train_without_a_train_section_is_a_clear_error(tmp_path: Path, capsys) 
     assert main(["train", str(path), "--no-progress"]) == 2
     assert "has no 'train:' section" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()  # no run folder for a run that never started
+
+
+def test_max_tokens_ends_the_run_after_the_step_that_spends_it(tmp_path: Path, capsys) -> None:
+    """train.max_tokens: the run stops after the step whose rollouts reach the budget, with
+    that step evaluated and checkpointed; a resume of the finished run trains nothing."""
+    config = toy_config(tmp_path, "budget", steps=50, max_tokens=80, eval_every=100)
+    assert main(["train", str(config), "--no-progress"]) == 0
+    assert "the budget of 80 generated tokens is spent" in capsys.readouterr().out
+    run = only_run(tmp_path / "budget")
+    written = metrics(run)
+    steps = written[1:]
+    running = 0
+    for line in steps:
+        running += line["tokens"]
+        assert line["tokens_total"] == running
+    assert steps[-1]["tokens_total"] >= 80 > steps[-2]["tokens_total"]
+    assert "eval/team" in written[0] and "eval/team" in steps[-1]  # first and last point
+    assert all("eval/team" not in line for line in steps[:-1])
+    (newest, *_) = sorted(checkpoints(run / "checkpoints"), reverse=True)
+    assert newest.name == f"step-{steps[-1]['step']:06d}"
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert metrics(run) == written

@@ -120,7 +120,7 @@ def read_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     config = config.model_copy(update={"base": base})
     if (where := output_dir_problem(config.output_dir)) is not None:
         raise ConfigError([("output_dir", where)], str(path))
-    for arm, seed in config.trials()[:: len(config.seeds)]:  # one seed per arm is enough
+    for arm, seed in [(arm, config.seeds[0]) for arm in config.arms]:  # one seed is enough
         trial = trial_mapping(base, config, arm, seed, config.output_dir)
         try:
             checked = validate_config(trial, f"arm {arm} of {path}", base_dir=base_dir)

@@ -141,8 +141,9 @@ class ExperimentConfig(StrictModel):
         return [(first, other) for other in others]
 
     def trials(self) -> list[tuple[str, int]]:
-        """(arm, seed) of every trial, arm by arm in file order."""
-        return [(arm, seed) for arm in self.arms for seed in self.seeds]
+        """(arm, seed) of every trial, seed by seed (every arm of the first seed first), so
+        an experiment cut short still compares its arms."""
+        return [(arm, seed) for seed in self.seeds for arm in self.arms]
 
 
 def parse_pair(text: str) -> tuple[str, str]:
