@@ -95,7 +95,9 @@ class ExperimentConfig(StrictModel):
         "the first arm minus each other",
     )
     output_dir: str = Field("runs", description="parent folder of experiment folders")
-    resources: ExperimentResources = Field(default_factory=ExperimentResources)
+    resources: ExperimentResources = Field(
+        default_factory=ExperimentResources, description="where the trials run (below)"
+    )
 
     @field_validator("arms")
     @classmethod
