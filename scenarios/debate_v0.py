@@ -59,10 +59,29 @@ team correctness. Every agent gets the same reward. With a judge, the team answe
 debate round is still the debaters' majority (paid only by `every_round`) and the judge's
 step pays the judge's correctness; that step is the last.
 
+`reward="maporl"` (MAPoRL, Park et al. 2025, arXiv 2502.18439: a verifier scores every
+agent's answer every turn, plus incentives for corrective and persuasive discussion): the
+team reward is `final`'s, and every round each debater's `individual_reward` is
+
+    r_i,t = c_i,t + influence * (share of the agents that heard i at round t-1 with c_j,t = 1)
+                  + corrective  if c_i,t = 1 and the majority of what i heard at t-1 was wrong
+                  + agreeing    if c_i,t = 1 and that majority was right
+                  - stubborn    if c_i,t = 0 and that majority was right
+                  - following   if c_i,t = 0 and that majority was wrong too
+
+with c = 1 for the exact right answer (the verifier is the answer check, which a program
+cannot talk into a higher score), the majority taken over the parsed answers i received at
+t-1 (none parsed: no majority, which counts as wrong), and no influence or incentive term
+in round 0 (nobody has spoken yet). The weights are `maporl: {influence, corrective,
+agreeing, stubborn, following}`. A trainer's return R_t = r_t + gamma * R_t+1 then carries
+the paper's influence-aware credit: a turn is paid for the later answers it moved.
+Algorithm `igrpo` learns from these per-agent rewards; `magrpo` keeps the team reward.
+
 ### Infos
 
 Every step, per agent: `answer` (int or None), `correct`, `parsed`, `round` (0-based),
-`individual_reward` (its own correctness, paid on the steps the team reward is paid).
+`individual_reward` (its own correctness, paid on the steps the team reward is paid; with
+`reward: maporl` its MAPoRL reward, every round).
 At the last step each agent's info also holds `episode`: `score` (the final team
 correctness as 0.0/1.0) and `score_by_round` (the marl scenario contract), `team_correct_by_round`,
 `team_answer`, `team_correct`, `consensus` (fraction of agents giving the final team
@@ -112,6 +131,7 @@ import networkx as nx
 from pydantic import BaseModel, Field, field_validator
 
 from marl.core.bus import Message
+from marl.core.config import StrictModel
 from marl.core.graph import GraphError
 from scenarios.arithmetic import ArithmeticSpec, Problem, sample_problem
 from scenarios.base import (
@@ -137,6 +157,45 @@ FINISH = "Finish with a line `Answer: <integer>`."
 FIRST_ASK = "Think step by step, then finish with a line `Answer: <integer>`."
 
 
+class MAPoRLIncentives(StrictModel):
+    """The weights of the MAPoRL reward (`reward: maporl`); see the module's Rewards section."""
+
+    influence: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="Weight of the share of the agents that heard this agent last round and "
+        "answer right this round (credit for persuading them).",
+    )
+    corrective: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="Bonus for a right answer when the majority of the answers it heard was "
+        "wrong (correcting the others).",
+    )
+    agreeing: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="Bonus for a right answer when the majority it heard was right.",
+    )
+    stubborn: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="Penalty for a wrong answer when the majority it heard was right "
+        "(not persuaded by right peers).",
+    )
+    following: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="Penalty for a wrong answer when the majority it heard was wrong too "
+        "(following a wrong majority).",
+    )
+
+
 class DebateProtocol(ScenarioOptions):
     """How the debate runs, whatever the task: the options every debate scenario shares."""
 
@@ -146,10 +205,16 @@ class DebateProtocol(ScenarioOptions):
     task: BaseModel = Field(
         description="What is debated: each debate scenario narrows this to its task spec."
     )
-    reward: Literal["final", "every_round"] = Field(
+    reward: Literal["final", "every_round", "maporl"] = Field(
         "final",
         description="'final': team correctness paid at the last step only; "
-        "'every_round': each step pays that round's team correctness.",
+        "'every_round': each step pays that round's team correctness; 'maporl': the team "
+        "reward of 'final', and every round each agent's individual_reward is the MAPoRL "
+        "verifier reward with its incentives (train it with algorithm igrpo).",
+    )
+    maporl: MAPoRLIncentives = Field(
+        default_factory=MAPoRLIncentives,
+        description="Weights of the 'maporl' reward's incentive terms (read only with it).",
     )
     message_chars: int = message_chars_option(
         300,
@@ -298,6 +363,7 @@ class DebateEnv(TextTeamEnv):
         self.round = 0
         self.bus.reset()
         self._answers = {}
+        self._heard = {}
         self._judge_answer = None
         self._team_answers = []
         self._parse_failures = 0
@@ -320,6 +386,13 @@ class DebateEnv(TextTeamEnv):
         team_correct = team_answer == target
         debate_over = self.round == self.options.rounds - 1
         judged = self.judge is not None
+        paid = (debate_over and not judged) or self.options.reward == "every_round"
+        if self.options.reward == "maporl":
+            individual = self._maporl_rewards()
+        else:  # its own correctness, paid when the team is
+            individual = {
+                a: float(self._answers[a] == target) if paid else 0.0 for a in self.agents
+            }
 
         for agent in self.agents:
             recipients = None  # every out-neighbour
@@ -334,7 +407,6 @@ class DebateEnv(TextTeamEnv):
             )
         observations = {a: self._reconsider(a) for a in self.agents}
 
-        paid = (debate_over and not judged) or self.options.reward == "every_round"
         reward = float(team_correct) if paid else 0.0
         infos = {
             a: {
@@ -342,8 +414,7 @@ class DebateEnv(TextTeamEnv):
                 "correct": self._answers[a] == target,
                 "parsed": self._answers[a] is not None,
                 "round": self.round,
-                # its own correctness, paid when the team is (what igrpo learns from)
-                "individual_reward": float(self._answers[a] == target) if paid else 0.0,
+                "individual_reward": individual[a],  # what igrpo learns from
             }
             for a in self.agents
         }
@@ -354,6 +425,26 @@ class DebateEnv(TextTeamEnv):
             next_agents = [self.judge]
         self.round += 1
         return self._end_step(observations, infos, reward, next_agents)
+
+    def _maporl_rewards(self) -> dict[str, float]:
+        """This round's MAPoRL reward of every debater (the Rewards section's formula)."""
+        target, weights = self.problem.answer, self.options.maporl
+        right = {a: self._answers[a] == target for a in self.agents}
+        rewards = {}
+        for agent in self.agents:
+            reward = float(right[agent])
+            listeners = [b for b in self.agents if agent in dict(self._heard.get(b, []))]
+            if listeners:  # it spoke to them last round: credit for their answers now
+                reward += weights.influence * sum(right[b] for b in listeners) / len(listeners)
+            heard = self._heard.get(agent, [])
+            if heard:
+                majority_right = majority_answer([ans for _, ans in heard]) == target
+                if right[agent]:
+                    reward += weights.agreeing if majority_right else weights.corrective
+                else:
+                    reward -= weights.stubborn if majority_right else weights.following
+            rewards[agent] = reward
+        return rewards
 
     def _judge_step(self, completion: str) -> StepResult:
         target = self.problem.answer
@@ -395,6 +486,7 @@ class DebateEnv(TextTeamEnv):
 
     def _reconsider(self, agent: str) -> str:
         received: list[Message] = self.bus.drain(agent)
+        self._heard[agent] = [(m.sender, m.meta["answer"]) for m in received]
         lines = [
             f"Question: {self.problem.question}",
             f"Your previous answer: {_shown(self._answers[agent])}",

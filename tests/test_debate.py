@@ -169,6 +169,48 @@ def test_every_round_reward_pays_each_rounds_majority():
     assert [s[1]["agent_2"] for s in play(env, rounds)] == [1.0, 0.0, 1.0]
 
 
+WEIGHTS = {"influence": 1.0, "corrective": 2.0, "agreeing": 0.25, "stubborn": 0.5, "following": 4.0}
+
+
+def individual(step):
+    return {a: info["individual_reward"] for a, info in step[-1].items()}
+
+
+def test_maporl_pays_correcting_a_wrong_majority_and_penalises_following_it():
+    env = DebateEnv(TEAM, rounds=2, reward="maporl", maporl=WEIGHTS)
+    first, second = play(env, [["Answer: 20"] * 3, ["Answer: 14", "Answer: 20", "Answer: 20"]])
+    assert individual(first) == dict.fromkeys(TEAM, 0.0)  # round 0: correctness alone
+    # agent_0 corrects a wrong majority (+2); the others follow it (-4) and get half of
+    # influence for their listeners (agent_0 right, the third one wrong)
+    assert individual(second) == {"agent_0": 3.0, "agent_1": -3.5, "agent_2": -3.5}
+    assert first[1] == dict.fromkeys(TEAM, 0.0) and second[1] == dict.fromkeys(TEAM, 0.0)
+
+
+def test_maporl_pays_agreeing_with_and_penalises_resisting_a_right_majority():
+    env = DebateEnv(TEAM, rounds=2, reward="maporl", maporl=WEIGHTS)
+    first, second = play(env, [["Answer: 14"] * 3, ["Answer: 14", "Answer: 14", "Answer: 20"]])
+    assert individual(first) == dict.fromkeys(TEAM, 1.0)
+    assert individual(second) == {"agent_0": 1.75, "agent_1": 1.75, "agent_2": 0.5}
+    assert second[1] == dict.fromkeys(TEAM, 1.0)  # the team reward stays 'final'
+
+
+def test_maporl_credits_only_the_agents_that_heard_the_speaker():
+    chain = build_graph(["a", "b", "c"], preset="chain")  # a -> b -> c
+    env = DebateEnv(["a", "b", "c"], chain, rounds=2, reward="maporl", maporl=WEIGHTS)
+    steps = play(env, [["Answer: 20"] * 3, ["Answer: 20", "Answer: 14", "Answer: 14"]])
+    # a heard nobody (no incentive), b listened to it and is right now: +1 influence;
+    # b and c each corrected the wrong answer they heard (+2); c has no listener
+    assert individual(steps[-1]) == {"a": 1.0, "b": 4.0, "c": 3.0}
+
+
+def test_maporl_weights_are_validated_naming_the_field():
+    with pytest.raises(ValidationError, match=r"maporl\.influence"):
+        make_env("debate_v0", TEAM, options={"reward": "maporl", "maporl": {"influence": -1}})
+    with pytest.raises(ValidationError, match=r"maporl\.persuasive"):
+        make_env("wordmath_v0", TEAM, options={"reward": "maporl", "maporl": {"persuasive": 1}})
+    assert make_env("wordmath_v0", TEAM, options={"reward": "maporl"}).options.reward == "maporl"
+
+
 def test_two_right_against_one_wrong_is_a_right_team():
     env = DebateEnv(TEAM, rounds=1)
     _, rewards, terminations, truncations, infos = play(env, [["14", "Answer: 14", "20"]])[0]

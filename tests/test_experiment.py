@@ -247,3 +247,15 @@ def test_a_base_without_train_and_a_folder_that_is_no_experiment(tmp_path: Path,
     assert "needs a train: section" in capsys.readouterr().err
     assert main(["experiment", "--resume", str(tmp_path), "--no-progress"]) == 2
     assert "not an experiment folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "configs" / "experiments").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_the_shipped_experiments_validate_every_trial(path: Path):
+    from marl.commands.experiment import read_experiment
+
+    config = read_experiment(path)  # every arm x seed validated as a run config
+    assert len(config.arms) >= 2 and len(config.seeds) >= 3
+    if path.stem == "debate_maporl":
+        assert config.arms["maporl"]["scenario.options.reward"] == "maporl"

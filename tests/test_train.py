@@ -380,3 +380,29 @@ def test_max_tokens_ends_the_run_after_the_step_that_spends_it(tmp_path: Path, c
     assert newest.name == f"step-{steps[-1]['step']:06d}"
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert metrics(run) == written
+
+
+def test_igrpo_on_the_maporl_reward_learns_from_each_agents_own_score(tmp_path: Path) -> None:
+    """debate_v0 with reward maporl, algorithm igrpo, on the tiny model: its answers never
+    parse, so every agent's round-1 MAPoRL reward is the penalty for following a wrong
+    majority (-0.5), a reward the team's 0/1 reward cannot give."""
+    from tests.conftest import ROOT, config_on_tiny_model
+
+    data = config_on_tiny_model(ROOT / "configs" / "magrpo_debate.yaml", output_dir=str(tmp_path))
+    data["scenario"]["options"]["reward"] = "maporl"
+    data["train"] |= {
+        "algorithm": "igrpo",
+        "steps": 1,
+        "tasks_per_step": 1,
+        "group_size": 2,
+        "eval_every": 0,
+        "save_every": 1,
+    }
+    path = tmp_path / "maporl.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["train", str(path), "--no-progress"]) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    line = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert line["step"] == 1
+    for agent in ("alice", "bob", "carol"):
+        assert line[f"reward_mean/{agent}"] < 0
