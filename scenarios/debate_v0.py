@@ -157,42 +157,34 @@ FINISH = "Finish with a line `Answer: <integer>`."
 FIRST_ASK = "Think step by step, then finish with a line `Answer: <integer>`."
 
 
+def _weight(default: float, meaning: str) -> Any:
+    """One weight of the MAPoRL reward: 0 to 10, described by ``meaning``."""
+    return Field(default, ge=0.0, le=10.0, description=meaning)
+
+
 class MAPoRLIncentives(StrictModel):
     """The weights of the MAPoRL reward (`reward: maporl`); see the module's Rewards section."""
 
-    influence: float = Field(
+    influence: float = _weight(
         0.5,
-        ge=0.0,
-        le=10.0,
-        description="Weight of the share of the agents that heard this agent last round and "
-        "answer right this round (credit for persuading them).",
+        "Weight of the share of the agents that heard this agent last round and answer "
+        "right this round (credit for persuading them).",
     )
-    corrective: float = Field(
+    corrective: float = _weight(
         0.5,
-        ge=0.0,
-        le=10.0,
-        description="Bonus for a right answer when the majority of the answers it heard was "
-        "wrong (correcting the others).",
+        "Bonus for a right answer when the majority of the answers it heard was wrong "
+        "(correcting the others).",
     )
-    agreeing: float = Field(
-        0.0,
-        ge=0.0,
-        le=10.0,
-        description="Bonus for a right answer when the majority it heard was right.",
-    )
-    stubborn: float = Field(
+    agreeing: float = _weight(0.0, "Bonus for a right answer when the majority it heard was right.")
+    stubborn: float = _weight(
         0.5,
-        ge=0.0,
-        le=10.0,
-        description="Penalty for a wrong answer when the majority it heard was right "
-        "(not persuaded by right peers).",
+        "Penalty for a wrong answer when the majority it heard was right (not persuaded by "
+        "right peers).",
     )
-    following: float = Field(
+    following: float = _weight(
         0.5,
-        ge=0.0,
-        le=10.0,
-        description="Penalty for a wrong answer when the majority it heard was wrong too "
-        "(following a wrong majority).",
+        "Penalty for a wrong answer when the majority it heard was wrong too (following a "
+        "wrong majority).",
     )
 
 
@@ -433,12 +425,12 @@ class DebateEnv(TextTeamEnv):
         rewards = {}
         for agent in self.agents:
             reward = float(right[agent])
-            listeners = [b for b in self.agents if agent in dict(self._heard.get(b, []))]
+            listeners = [b for b in self.agents if agent in self._heard.get(b, {})]
             if listeners:  # it spoke to them last round: credit for their answers now
                 reward += weights.influence * sum(right[b] for b in listeners) / len(listeners)
-            heard = self._heard.get(agent, [])
+            heard = self._heard.get(agent, {})
             if heard:
-                majority_right = majority_answer([ans for _, ans in heard]) == target
+                majority_right = majority_answer(list(heard.values())) == target
                 if right[agent]:
                     reward += weights.agreeing if majority_right else weights.corrective
                 else:
@@ -486,7 +478,7 @@ class DebateEnv(TextTeamEnv):
 
     def _reconsider(self, agent: str) -> str:
         received: list[Message] = self.bus.drain(agent)
-        self._heard[agent] = [(m.sender, m.meta["answer"]) for m in received]
+        self._heard[agent] = {m.sender: m.meta["answer"] for m in received}  # one each a round
         lines = [
             f"Question: {self.problem.question}",
             f"Your previous answer: {_shown(self._answers[agent])}",

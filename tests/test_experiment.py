@@ -19,6 +19,7 @@ import yaml
 
 from analysis.experiment import INTERVAL, t_interval
 from marl.cli import main
+from marl.commands.experiment import read_experiment
 from tests.toy_scenario import toy_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,8 +254,6 @@ def test_a_base_without_train_and_a_folder_that_is_no_experiment(tmp_path: Path,
     "path", sorted((ROOT / "configs" / "experiments").glob("*.yaml")), ids=lambda p: p.name
 )
 def test_the_shipped_experiments_validate_every_trial(path: Path):
-    from marl.commands.experiment import read_experiment
-
     config = read_experiment(path)  # every arm x seed validated as a run config
     assert len(config.arms) >= 2 and len(config.seeds) >= 3
     if path.stem == "debate_maporl":

@@ -23,6 +23,7 @@ from marl.commands.train import StopOnSignal
 from marl.core.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
 from marl.core.codec import TranscriptWriter
 from marl.core.runlock import LOCK, Holder
+from tests.conftest import config_on_tiny_model
 from tests.toy_scenario import toy_config  # registers toy_length_v0 too
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -386,9 +387,8 @@ def test_igrpo_on_the_maporl_reward_learns_from_each_agents_own_score(tmp_path: 
     """debate_v0 with reward maporl, algorithm igrpo, on the tiny model: its answers never
     parse, so every agent's round-1 MAPoRL reward is the penalty for following a wrong
     majority (-0.5), a reward the team's 0/1 reward cannot give."""
-    from tests.conftest import ROOT, config_on_tiny_model
-
-    data = config_on_tiny_model(ROOT / "configs" / "magrpo_debate.yaml", output_dir=str(tmp_path))
+    runs = tmp_path / "runs"
+    data = config_on_tiny_model(ROOT / "configs" / "magrpo_debate.yaml", output_dir=str(runs))
     data["scenario"]["options"]["reward"] = "maporl"
     data["train"] |= {
         "algorithm": "igrpo",
@@ -401,8 +401,7 @@ def test_igrpo_on_the_maporl_reward_learns_from_each_agents_own_score(tmp_path: 
     path = tmp_path / "maporl.yaml"
     path.write_text(yaml.safe_dump(data))
     assert main(["train", str(path), "--no-progress"]) == 0
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    line = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    line = metrics(only_run(runs))[-1]
     assert line["step"] == 1
     for agent in ("alice", "bob", "carol"):
         assert line[f"reward_mean/{agent}"] < 0
