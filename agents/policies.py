@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import torch
 
+from agents.models import ModelLoadError
 from agents.team import LLMAgent, Team
 from agents.transformers_backend import TransformersBackend, load_causal_lm
 
@@ -243,13 +244,40 @@ class Policies(ABC):
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for policy in self.policies:
-            for name, p in self._named_trainable(policy):
-                key = f"{policy}/{name}"
-                if key not in state:
-                    raise KeyError(f"checkpoint has no tensor '{key}'")
-                with torch.no_grad():
-                    p.copy_(state[key])
+        """Copy ``state`` (keyed like ``state_dict``) into the live weights. A state that
+        does not fit them exactly, as a checkpoint saved with another policy kind, LoRA
+        rank or model does not, raises ``ModelLoadError`` before any weight changes."""
+        own = {
+            f"{policy}/{name}": p
+            for policy in self.policies
+            for name, p in self._named_trainable(policy)
+        }
+        if (misfit := _misfit(state, own)) is not None:
+            raise ModelLoadError(
+                f"the checkpoint does not fit these policies: {misfit}; it was saved with "
+                "another train.policy, train.lora or model than the config names now: put "
+                "those back as they were"
+            )
+        with torch.no_grad():
+            for key, p in own.items():
+                p.copy_(state[key])
+
+
+def _misfit(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str | None:
+    """How a saved state differs from the tensors it is loaded into (names, then shapes)."""
+    missing, extra = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing:
+        return f"it has no tensor '{missing[0]}'{_and_more(missing)}"
+    if extra:
+        return f"its tensor '{extra[0]}'{_and_more(extra)} is no policy's here"
+    for key, p in own.items():
+        if state[key].shape != p.shape:
+            return f"its tensor '{key}' is {tuple(state[key].shape)}, here {tuple(p.shape)}"
+    return None
+
+
+def _and_more(names: list[str]) -> str:
+    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
 
 class LoraPolicies(Policies):

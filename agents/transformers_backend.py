@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Sequence
 
@@ -32,7 +33,7 @@ from transformers.utils import logging as hf_logging
 
 from agents.attention import ATTENTION
 from agents.backend import Completion, GenerationRequest, Sampling
-from agents.models import resolve_model
+from agents.models import ModelLoadError, describe_error, resolve_model, short_name
 
 
 class RowSampler(LogitsProcessor):
@@ -246,12 +247,65 @@ def stop_token_ids(model_generation_config, tokenizer) -> set[int]:
 
 
 def load_causal_lm(model: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) for a model name from a config, with the GQA-friendly attention."""
+    """(model, tokenizer) for a model name from a config, with the GQA-friendly attention.
+
+    ``model_problem`` has looked at the files already; what only loading finds (a tokenizer
+    file that does not parse, weights that do not fit their config.json) is a one-line
+    ``ModelLoadError`` naming the model, not the loader's traceback."""
     hf_logging.disable_progress_bar()
     path = resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=ATTENTION)
+    named = f"'{short_name(model)}'" + (f" ({path})" if path != model else "")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # whatever the tokenizer's own loader raises
+        raise ModelLoadError(
+            f"cannot load the tokenizer of {named}: {describe_error(err)}; copy its tokenizer "
+            "files (tokenizer.json, tokenizer_config.json) again"
+        ) from err
+    # Tensors the weights lack or hold in other shapes are found here and said in one line:
+    # transformers would start them random, or raise, after logging a table of them. A
+    # filter drops that table (setting the logger's level would not: transformers then
+    # runs checks that log more).
+    report = logging.getLogger("transformers.modeling_utils")
+    report.addFilter(_errors_only)
+    try:
+        lm, loaded = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=dtype,
+            attn_implementation=ATTENTION,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+        )
+    except Exception as err:  # whatever the model's own loader raises
+        raise ModelLoadError(
+            f"cannot load the weights of {named}: {describe_error(err)}; check that "
+            "config.json belongs to these weights, or copy the model again"
+        ) from err
+    finally:
+        report.removeFilter(_errors_only)
+    if misfit := _weights_misfit(loaded):
+        raise ModelLoadError(
+            f"cannot load the weights of {named}: {misfit}; give the config.json these "
+            "weights came with, or copy the weight files again"
+        )
     return lm.to(device), tokenizer
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+def _weights_misfit(loaded: dict) -> str | None:
+    """What ``from_pretrained``'s loading info says the weights lack for their config."""
+    if loaded["mismatched_keys"]:
+        (key, saved, wanted), *rest = sorted(loaded["mismatched_keys"])
+        more = f" (and {len(rest)} more)" if rest else ""
+        return f"size mismatch: {key} is {list(saved)} in them, {list(wanted)} by config.json{more}"
+    if loaded["missing_keys"]:
+        key, *rest = sorted(loaded["missing_keys"])
+        more = f" (and {len(rest)} more)" if rest else ""
+        return f"they lack {key}{more}, which config.json needs (it would start random)"
+    return None
 
 
 class TransformersBackend:

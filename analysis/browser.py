@@ -4,10 +4,15 @@
 background networking off, every host name unresolvable so nothing can be fetched) and
 drives it over the DevTools protocol on a pipe (``--remote-debugging-pipe``: fd 3 in,
 fd 4 out, JSON messages ending in NUL). Over that pipe it hears what a person would see in
-the console: ``console.error`` calls, uncaught exceptions, failed loads; and it asks the
-page whether every ``<img>`` decoded. The plain ``--screenshot`` flag would be simpler,
-but its logging prints console messages without their level, so an error cannot be told
-from a log line.
+the console: ``console.error`` calls, uncaught exceptions, failed loads; it asks the page
+whether every ``<img>`` decoded, and where every figure was laid out (a ``PageCheck``).
+The plain ``--screenshot`` flag would be simpler, but its logging prints console messages
+without their level, so an error cannot be told from a log line.
+
+As a command, ``python analysis/browser.py REPORT.html [--screenshot OUT.png]`` writes the
+screenshot (default: beside the report, ``REPORT.png``), prints what it found and exits 0
+for a clean render, 1 when the page had console errors or broken images, 2 when it could
+not look (no such file, no Chromium, Chromium failed).
 
 Left out: other browsers, and waiting for anything after the load event (reports have no
 network and no timers).
@@ -15,6 +20,7 @@ network and no timers).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import fcntl
 import json
@@ -22,8 +28,10 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +53,43 @@ CHROMIUM_FLAGS = (
 WIDTH = 1280
 MAX_HEIGHT = 16_000  # pixels; a longer page is cut there
 
+# Every <figure>'s image (an <img> or inline <svg>) as laid out: its label and its box in
+# page pixels; the page's own width, which is wider than the window when something overflows.
+LAYOUT_JS = """JSON.stringify({
+  page_width: document.documentElement.scrollWidth,
+  images: document.images.length,
+  figures: Array.from(document.querySelectorAll('figure')).map(f => {
+    const shown = f.querySelector('img, svg') || f;
+    const box = shown.getBoundingClientRect();
+    return {label: shown.getAttribute('alt') || shown.getAttribute('aria-label') || '',
+            x: box.left + window.scrollX, y: box.top + window.scrollY,
+            width: box.width, height: box.height};
+  })
+})"""
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where one figure's image was drawn, in CSS pixels of the page."""
+
+    label: str  # its alt text or aria-label
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass
+class PageCheck:
+    """What rendering a page showed."""
+
+    problems: list[str] = field(default_factory=list)  # console errors, failed loads, bad images
+    images: int = 0  # <img> elements (every one decoded unless a problem says otherwise)
+    figures: list[Box] = field(default_factory=list)  # in page order
+    page_width: int = 0  # the document's scroll width: above the window width, it overflows
+    width: int = 0  # of the screenshot
+    height: int = 0
+
 
 class BrowserError(RuntimeError):
     """Chromium is missing, did not start, or did not answer in time."""
@@ -62,25 +107,31 @@ def screenshot(
     width: int = WIDTH,
     height: int | None = None,
     timeout: float = 60.0,
-) -> list[str]:
-    """Render ``html_path``, write a PNG screenshot to ``png_path``, return what went wrong.
+) -> PageCheck:
+    """Render ``html_path``, write a PNG screenshot to ``png_path``, return what it showed.
 
-    The screenshot is ``width`` pixels wide and, by default, as tall as the page (capped at
-    ``MAX_HEIGHT``). The returned list holds one line per console error, uncaught
-    exception, failed load or image that did not decode; empty means a clean render.
+    The window and screenshot are ``width`` pixels wide and, by default, as tall as the
+    page (capped at ``MAX_HEIGHT``). ``PageCheck.problems`` holds one line per console
+    error, uncaught exception, failed load or image that did not decode; empty means a
+    clean render. Raises ``BrowserError`` when Chromium is missing or fails, and
+    ``FileNotFoundError`` when there is no file at ``html_path``.
     """
+    source = Path(html_path)
+    if not source.is_file():
+        why = "is not a file" if source.exists() else "does not exist"
+        raise FileNotFoundError(f"{source} {why}")
     exe = chromium_path()
     if exe is None:
         raise BrowserError("chromium is not on PATH (Debian: apt-get install chromium)")
-    url = Path(html_path).resolve().as_uri()
+    url = source.resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="marl-chromium-") as profile:
         session = _Session(exe, profile, timeout)
         try:
-            problems, png = session.render(url, width, height)
+            check, png = session.render(url, width, height)
         finally:
             session.close()
     Path(png_path).write_bytes(png)
-    return problems
+    return check
 
 
 class _Session:
@@ -159,7 +210,7 @@ class _Session:
 
     # ---------------------------------------------------------------- page
 
-    def render(self, url: str, width: int, height: int | None) -> tuple[list[str], bytes]:
+    def render(self, url: str, width: int, height: int | None) -> tuple[PageCheck, bytes]:
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         self._session_id = self.send("Target.attachToTarget", targetId=target, flatten=True)[
             "sessionId"
@@ -198,11 +249,24 @@ class _Session:
                 deviceScaleFactor=1,
                 mobile=False,
             )
+        layout = json.loads(
+            self.send("Runtime.evaluate", expression=LAYOUT_JS, returnByValue=True)["result"][
+                "value"
+            ]
+        )
         shot = self.send("Page.captureScreenshot", format="png")
         problems = [_describe(event) for event in self._events]
         problems = [p for p in problems if p is not None]
         problems += [f"image did not load: {name}" for name in json.loads(broken)]
-        return problems, base64.b64decode(shot["data"])
+        check = PageCheck(
+            problems=problems,
+            images=layout["images"],
+            figures=[Box(**box) for box in layout["figures"]],
+            page_width=int(layout["page_width"]),
+            width=width,
+            height=height or 900,
+        )
+        return check, base64.b64decode(shot["data"])
 
     def close(self) -> None:
         try:
@@ -234,3 +298,63 @@ def _describe(event: dict[str, Any]) -> str | None:
         entry = params["entry"]
         return f"{entry['source']} error: {entry['text']} {entry.get('url', '')}".rstrip()
     return None
+
+
+# --------------------------------------------------------------------------- command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python analysis/browser.py REPORT.html``: screenshot it, say what went wrong."""
+    parser = argparse.ArgumentParser(
+        prog="python analysis/browser.py",
+        description="Render an HTML report in headless Chromium, save a screenshot, and "
+        "report console errors and images that did not decode.",
+    )
+    parser.add_argument("report", help="the HTML file, e.g. a run folder's report.html")
+    parser.add_argument(
+        "--screenshot", metavar="PNG", help="where to save it (default: REPORT.png beside it)"
+    )
+    parser.add_argument("--width", type=int, default=WIDTH, help=f"pixels (default {WIDTH})")
+    parser.add_argument(
+        "--height", type=int, help=f"pixels (default: the whole page, at most {MAX_HEIGHT})"
+    )
+    args = parser.parse_args(argv)
+    if not 200 <= args.width <= 8000:
+        parser.error(f"--width must be 200 to 8000 pixels, got {args.width}")
+    if args.height is not None and not 200 <= args.height <= MAX_HEIGHT:
+        parser.error(f"--height must be 200 to {MAX_HEIGHT} pixels, got {args.height}")
+    report = Path(args.report)
+    out = Path(args.screenshot) if args.screenshot else report.with_suffix(".png")
+    if not out.parent.is_dir():
+        print(
+            f"error: cannot write the screenshot to {out}: no folder {out.parent}", file=sys.stderr
+        )
+        return 2
+    try:
+        check = screenshot(report, out, width=args.width, height=args.height)
+    except (BrowserError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the screenshot cannot be written there
+        print(
+            f"error: cannot write the screenshot to {out}: {err.strerror or err}", file=sys.stderr
+        )
+        return 2
+    print(f"screenshot: {out} ({check.width} x {check.height} px)")
+    broken = [p for p in check.problems if p.startswith("image did not load")]
+    print(
+        f"images: {check.images - len(broken)} of {check.images} decoded; "
+        f"figures: {len(check.figures)}"
+        + (f", narrowest {min(b.width for b in check.figures):.0f} px" if check.figures else "")
+    )
+    if check.page_width > check.width:
+        print(f"note: the page is {check.page_width} px wide, wider than the window")
+    for problem in check.problems:
+        print(problem)
+    errors = len(check.problems) - len(broken)
+    print(f"console errors: {errors}, broken images: {len(broken)}")
+    return 1 if check.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

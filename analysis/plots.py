@@ -1,13 +1,17 @@
-"""Plots from run folders (matplotlib, PNG): one function per figure a report shows.
+"""Plots from run folders (matplotlib): one function per figure a report shows.
 
-Every function takes plain numbers (what ``analysis.metrics`` computes or a run folder
-holds), draws one small figure in the house style and returns its PNG bytes; ``save``
-writes them to a file. ``learning_curves`` is the exception kept for
-``benchmarks/learning_coordination.py``: it reads run folders and writes a file itself.
+Every figure function takes plain numbers (what ``analysis.metrics`` computes or a run
+folder holds), draws one figure in the house style and returns it as a ``Chart``: the
+matplotlib figure (tests read its axes) and the hover text of its points. ``svg`` turns a
+chart into markup the report inlines (it scales to any width, and each point carries its
+value as an SVG ``<title>``, which a browser shows on hover without any script); ``png``
+gives PNG bytes. Both close the figure. ``arm_curves`` (the experiment page) returns PNG
+bytes itself, and ``learning_curves`` (``benchmarks/learning_coordination.py``) reads run
+folders and writes a file.
 
 | figure                 | shows                                                                |
 | ---------------------- | -------------------------------------------------------------------- |
-| `training_curves`      | held-out team and best-single score over steps, training reward      |
+| `training_curves`      | held-out team and best-single score over steps, training success     |
 | `arm_curves`           | an experiment's held-out curve per arm: mean over seeds, 95% band    |
 | `training_diagnostics` | loss, KL, gradient norm, advantage spread, flat groups over steps    |
 | `score_bars`           | the team against each agent alone, with confidence intervals         |
@@ -15,13 +19,21 @@ writes them to a file. ``learning_curves`` is the exception kept for
 | `heatmap`              | a matrix with counts in the cells (answer transitions per round)     |
 | `round_lines`          | rates by round (agreement, accuracy)                                 |
 | `cost_bars`            | messages and tokens per agent                                        |
+
+Curves of several runs share an axis and may coincide; each run gets its own colour,
+marker and line width (``run_style``: later runs thinner and smaller, drawn on top), so
+an identical earlier curve still shows around a later one. Step axes have integer ticks.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
 import io
+import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +42,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import networkx as nx
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from analysis.rundata import read_metrics_lines
 
 COLOURS = plt.get_cmap("tab10").colors
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
 STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
@@ -49,18 +66,114 @@ STYLE = {
     "figure.dpi": 110,
     "savefig.bbox": "tight",
     "savefig.facecolor": "white",
+    "svg.fonttype": "path",  # glyphs as paths: the page needs no font
+    "svg.hashsalt": "marl-report",  # ids from content, not random: the same run, the same page
 }
-WIDE = (7.0, 3.2)  # inches: a figure across the report's column
-SMALL = (4.2, 3.4)  # inches: a figure beside another
+WIDE = (11.0, 3.8)  # inches: a figure across the page (panels side by side)
+SMALL = (5.2, 3.6)  # inches: a figure in one cell of the report's grid
+HOVER_POINTS = 60  # a series longer than this gets hover targets on this many of its points
 
 
-def png(fig: Figure) -> bytes:
-    """The figure as PNG bytes; closes it."""
+@dataclass
+class Chart:
+    """A drawn figure and the hover text of its points.
+
+    ``tips`` maps the gid of a line to one text per marker the line draws, in order;
+    ``svg`` attaches each as the ``<title>`` of its marker.
+    """
+
+    figure: Figure
+    tips: dict[str, list[str]] = field(default_factory=dict)
+
+    def hover(self, line: Line2D, texts: Sequence[str]) -> None:
+        """Show ``texts[i]`` when the pointer is on the i-th marker of ``line``."""
+        gid = f"tips-{len(self.tips)}"
+        line.set_gid(gid)
+        self.tips[gid] = list(texts)
+
+
+def run_style(k: int) -> dict[str, Any]:
+    """``plot`` keywords of the k-th run (or series) of a figure: its colour and marker,
+    and a line width and marker size that shrink with k while its z-order grows, so a run
+    drawn over an identical earlier one leaves the earlier one showing around it."""
+    return {
+        "color": COLOURS[k % len(COLOURS)],
+        "marker": MARKERS[k % len(MARKERS)],
+        "linewidth": max(0.9, 3.0 - 0.8 * k),
+        "markersize": max(3.5, 8.0 - 1.4 * k),
+        "alpha": 0.85,
+        "zorder": 3 + k,
+    }
+
+
+def step_axis(ax: Axes, label: str = "training step") -> None:
+    """An x axis of training steps: integer ticks only (a step 0.25 does not exist)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(label)
+
+
+def png(chart: Chart) -> bytes:
+    """The chart as PNG bytes; closes its figure."""
     buffer = io.BytesIO()
     with plt.rc_context(STYLE):
-        fig.savefig(buffer, format="png")
-    plt.close(fig)
+        chart.figure.savefig(buffer, format="png")
+    plt.close(chart.figure)
     return buffer.getvalue()
+
+
+def svg(chart: Chart) -> str:
+    """The chart as SVG markup to inline in an HTML page (see ``inline_svg``); closes it."""
+    buffer = io.StringIO()
+    with plt.rc_context(STYLE):
+        chart.figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(chart.figure)
+    return inline_svg(buffer.getvalue(), chart.tips)
+
+
+def inline_svg(document: str, tips: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Matplotlib's SVG file made fit to sit in an HTML page beside other figures.
+
+    Dropped: the XML prolog and doctype, the metadata (it names URLs) and the global
+    ``*{...}`` style (inline, it would apply to the whole page; the page's CSS has it).
+    The width and height go, so CSS sizes the figure and the viewBox keeps its aspect.
+    Ids are prefixed with a hash of the figure, so two figures never share one, and ids
+    nothing refers to are removed. ``tips`` (``Chart.tips``) become ``<title>`` elements.
+    """
+    text = document[document.index("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
+    text = re.sub(r"<defs>\s*<style[^>]*>[^<]*</style>\s*</defs>\s*", "", text, count=1)
+    text = re.sub(r'^(<svg[^>]*?) width="[^"]*" height="[^"]*"', r"\1", text, count=1)
+    for gid, texts in (tips or {}).items():
+        text = _titles(text, gid, texts)
+    prefix = "f" + hashlib.sha256(text.encode()).hexdigest()[:8] + "-"
+    referenced = set(re.findall(r'(?:href="#|url\(#)([^")]+)', text))
+
+    def rename(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f' id="{prefix}{name}"' if name in referenced else ""
+
+    text = re.sub(r' id="([^"]*)"', rename, text)
+    text = re.sub(r'(href="#|url\(#)([^")]+)', lambda m: m.group(1) + prefix + m.group(2), text)
+    return text.strip()
+
+
+def _titles(text: str, gid: str, texts: Sequence[str]) -> str:
+    """Give the i-th marker (``<use>``) of the group ``gid`` the title ``texts[i]``."""
+    start = text.find(f'<g id="{gid}">')
+    if start < 0:
+        return text
+    end = text.find('<g id="', start + 1)  # the next artist's group
+    end = len(text) if end < 0 else end
+    part = text[start:end]
+    if len(re.findall(r"<use [^>]*/>", part)) != len(texts):
+        return text  # a marker fell outside the figure: no titles rather than shifted ones
+    pieces = iter(texts)
+    part = re.sub(
+        r"<use ([^>]*?)\s*/>",
+        lambda m: f"<use {m.group(1)}><title>{html.escape(next(pieces))}</title></use>",
+        part,
+    )
+    return text[:start] + part + text[end:]
 
 
 def save(data: bytes, path: str | Path) -> Path:
@@ -69,91 +182,151 @@ def save(data: bytes, path: str | Path) -> Path:
     return path
 
 
+def _hover_targets(
+    chart: Chart, ax: Axes, xs: Sequence[float], ys: Sequence[float], texts: Sequence[str]
+) -> None:
+    """Invisible markers on (at most ``HOVER_POINTS`` of) the points of a line drawn without
+    markers, each showing its text on hover."""
+    if not xs:
+        return
+    every = max(1, math.ceil(len(xs) / HOVER_POINTS))
+    keep = list(range(0, len(xs), every))
+    (line,) = ax.plot(
+        [xs[i] for i in keep],
+        [ys[i] for i in keep],
+        linestyle="none",
+        marker="o",
+        markersize=9,
+        alpha=0.0,
+        zorder=20,
+    )
+    chart.hover(line, [texts[i] for i in keep])
+
+
 # --------------------------------------------------------------------------- training
 
 
-def training_curves(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
-    """Top: held-out team score (filled markers), best single agent (hollow, dashed) and,
-    where scored, self-consistency at equal tokens (squares, dotted) at each evaluation;
-    bottom: training success per step (thin) and its moving mean (bold).
+def training_curves(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> Chart:
+    """Side by side: left, at each held-out evaluation, the team's score (filled markers),
+    the best single agent's (hollow, dashed) and, where scored, self-consistency at equal
+    tokens (crosses, dotted); right, training success per step (thin) and its moving mean
+    (bold). Either panel is left out when no run has its points.
 
-    ``runs``: (label, ``analysis.metrics.training_summary`` of the run); one colour per
-    run, so several runs compare on one figure.
+    ``runs``: (label, ``analysis.metrics.training_summary`` of the run); one colour,
+    marker and width per run (``run_style``). Every point shows its value on hover.
     """
+    evaluated = any(summary["eval"]["steps"] for _, summary in runs)
+    trained = any(y is not None for _, summary in runs for y in summary["score_mean"])
+    panels = [name for name, shown in (("eval", evaluated), ("train", trained)) if shown]
+    panels = panels or ["eval"]
     with plt.rc_context(STYLE):
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 5.0), sharex=True)
+        width = WIDE[0] if len(panels) == 2 else SMALL[0] * 1.2
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, WIDE[1]), squeeze=False)
+        chart = Chart(fig)
+        ax_of = dict(zip(panels, axes[0], strict=True))
         for k, (label, summary) in enumerate(runs):
-            colour = COLOURS[k % len(COLOURS)]
-            ev = summary["eval"]
-            top.plot(ev["steps"], ev["team"], marker="o", color=colour, label=label)
-            # reference lines: (series, marker style, legend text)
-            references = (
-                (
-                    "best_single",
-                    {"marker": "o", "markerfacecolor": "white", "linestyle": "--"},
-                    "best single",
-                ),
-                (
-                    "self_consistency",
-                    {"marker": "s", "linestyle": ":"},
-                    "self-consistency (equal tokens)",
-                ),
-            )
-            for key, style, words in references:
-                if any(y is not None for y in ev.get(key, [])):
-                    xs, ys = _present(ev["steps"], ev[key])
-                    top.plot(xs, ys, color=colour, alpha=0.8, label=f"{label}: {words}", **style)
-            xs, ys = _present(summary["steps"], summary["score_mean"])
-            bottom.plot(xs, ys, color=colour, alpha=0.3, linewidth=0.8)
-            bottom.plot(xs, _moving_mean(ys, 5), color=colour, linewidth=1.8, label=label)
-        top.set_title("held-out evaluation")
-        top.set_ylabel("success rate")
-        top.set_ylim(-0.03, 1.03)
-        top.legend(loc="upper left", ncol=2)
-        bottom.set_title("training rollouts (moving mean of 5 steps)")
-        bottom.set_ylabel("success rate")
-        bottom.set_xlabel("training step")
-        bottom.set_ylim(-0.03, 1.03)
-        if any(bottom.get_lines()):
-            bottom.legend(loc="upper left")
+            style = run_style(k)
+            if "eval" in ax_of:
+                _eval_lines(chart, ax_of["eval"], label, summary["eval"], style)
+            if "train" in ax_of:
+                _train_lines(chart, ax_of["train"], label, summary, style, k)
+        if "eval" in ax_of:
+            top = ax_of["eval"]
+            top.set_title("held-out evaluation")
+            top.set_ylabel("success rate")
+            top.set_ylim(-0.03, 1.03)
+            step_axis(top)
+            if top.get_lines():
+                top.legend(loc="best", ncol=2 if len(top.get_lines()) > 4 else 1)
+        if "train" in ax_of:
+            bottom = ax_of["train"]
+            bottom.set_title("training rollouts (moving mean of 5 steps)")
+            bottom.set_ylabel("success rate")
+            bottom.set_ylim(-0.03, 1.03)
+            step_axis(bottom)
+            if any(line.get_label()[0] != "_" for line in bottom.get_lines()):
+                bottom.legend(loc="best")
         fig.tight_layout()
-    return png(fig)
+    return chart
+
+
+EVAL_REFERENCES = (  # (series, line keywords over the run's style, legend words)
+    ("best_single", {"linestyle": "--", "markerfacecolor": "white"}, "best single"),
+    ("self_consistency", {"linestyle": ":", "marker": "x"}, "self-consistency (equal tokens)"),
+)
+
+
+def _eval_lines(
+    chart: Chart, ax: Axes, label: str, ev: Mapping[str, Any], style: dict[str, Any]
+) -> None:
+    """One run's held-out lines: the team, then its reference lines underneath it."""
+    xs, ys = _present(ev["steps"], ev["team"])
+    (line,) = ax.plot(xs, ys, label=f"{label}: team", **style)
+    chart.hover(line, [f"{label}, step {x}: team {y:.1%}" for x, y in zip(xs, ys, strict=True)])
+    for key, extra, words in EVAL_REFERENCES:
+        xs, ys = _present(ev["steps"], ev.get(key) or [None] * len(ev["steps"]))
+        if not xs:
+            continue
+        # a bigger hollow marker under the team's: equal scores show as a ring around a dot
+        below = style | {"markersize": style["markersize"] + 3, "zorder": style["zorder"] - 0.5}
+        (line,) = ax.plot(xs, ys, label=f"{label}: {words}", **(below | extra))
+        chart.hover(
+            line, [f"{label}, step {x}: {words} {y:.1%}" for x, y in zip(xs, ys, strict=True)]
+        )
+
+
+def _train_lines(
+    chart: Chart, ax: Axes, label: str, summary: Mapping[str, Any], style: dict[str, Any], k: int
+) -> None:
+    """One run's training success per step (thin) and its moving mean (bold, hoverable)."""
+    xs, ys = _present(summary["steps"], summary["score_mean"])
+    if not xs:
+        return
+    colour, width, z = style["color"], style["linewidth"], style["zorder"]
+    ax.plot(xs, ys, color=colour, alpha=0.3, linewidth=0.8, zorder=z)
+    mean = _moving_mean(ys, 5)
+    ax.plot(xs, mean, color=colour, linewidth=width, linestyle=LINESTYLES[k % len(LINESTYLES)],
+            alpha=style["alpha"], zorder=z, label=label)  # fmt: skip
+    texts = [
+        f"{label}, step {x}: {y:.1%} (mean of 5 steps {m:.1%})"
+        for x, y, m in zip(xs, ys, mean, strict=True)
+    ]
+    _hover_targets(chart, ax, xs, mean, texts)
 
 
 def arm_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
     """Side by side: each arm's held-out team score against training steps (left) and
     against generated tokens (right): the mean over seeds (line) and its 95% interval
     (band; none where fewer than 2 seeds were evaluated). ``curves``: arm -> points of
-    ``analysis.experiment.arm_curve``."""
+    ``analysis.experiment.arm_curve``. PNG bytes, for the experiment page."""
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6), sharey=True)
         for k, (arm, points) in enumerate(curves.items()):
-            colour = COLOURS[k % len(COLOURS)]
+            style = run_style(k)
             for ax, key in zip(axes, ("step", "tokens_mean"), strict=True):
                 rows = [p for p in points if p.get(key) is not None and p["mean"] is not None]
                 xs = [p[key] for p in rows]
-                ax.plot(xs, [p["mean"] for p in rows], marker="o", color=colour, label=arm)
+                ax.plot(xs, [p["mean"] for p in rows], label=arm, **style)
                 banded = [p for p in rows if p.get("ci95")]
                 if banded:
                     ax.fill_between(
                         [p[key] for p in banded],
                         [max(0.0, p["ci95"][0]) for p in banded],
                         [min(1.0, p["ci95"][1]) for p in banded],
-                        color=colour,
+                        color=style["color"],
                         alpha=0.15,
                         linewidth=0,
                     )
-        axes[0].set_xlabel("training step")
+        step_axis(axes[0])
         axes[1].set_xlabel("generated tokens (training rollouts)")
         axes[0].set_ylabel("held-out team success")
-        axes[0].xaxis.get_major_locator().set_params(integer=True)
         for ax in axes:
             ax.set_ylim(-0.03, 1.03)
         axes[0].set_title("against steps")
         axes[1].set_title("against generated tokens")
         axes[0].legend(loc="upper left")
         fig.tight_layout()
-    return png(fig)
+    return png(Chart(fig))
 
 
 TRAINING_SERIES = (
@@ -167,19 +340,36 @@ TRAINING_SERIES = (
 PER_POLICY = ("loss", "kl", "grad_norm")  # logged per policy: one line each
 
 
-def training_diagnostics(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
-    """Small multiples over steps: loss, KL and gradient norm of each policy (solid, dashed,
+def logged_diagnostics(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
+    """The (key, title) of each ``TRAINING_SERIES`` some run logged at least one value of."""
+
+    def logged(summary: Mapping[str, Any], key: str) -> bool:
+        if key in PER_POLICY:
+            return any(v is not None for p in summary["policies"].values() for v in p[key])
+        return any(v is not None for v in summary[key])
+
+    return [(k, t) for k, t in TRAINING_SERIES if any(logged(s, k) for _, s in runs)]
+
+
+def training_diagnostics(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> Chart:
+    """Small multiples over steps, one per series of ``logged_diagnostics`` (a series no run
+    logged gets no panel): loss, KL and gradient norm of each policy (solid, dashed,
     dotted... by policy), the advantage and reward spread, and the fraction of groups whose
     rollouts all scored the same, which give no gradient.
 
-    ``runs``: (label, ``analysis.metrics.training_summary`` of the run), one colour each.
+    ``runs``: (label, ``analysis.metrics.training_summary`` of the run); one colour, marker
+    and width per run.
     """
-    styles = ("-", "--", ":", "-.")
+    series = logged_diagnostics(runs) or list(TRAINING_SERIES[:1])
+    columns = min(3, len(series))
+    rows = math.ceil(len(series) / columns)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, 3, figsize=(9.0, 4.8), sharex=True)
-        for ax, (key, title) in zip(axes.flat, TRAINING_SERIES, strict=True):
+        fig, axes = plt.subplots(
+            rows, columns, figsize=(WIDE[0], 2.5 * rows + 0.6), sharex=True, squeeze=False
+        )
+        for ax, (key, title) in zip(axes.flat, series, strict=False):
             for k, (label, summary) in enumerate(runs):
-                colour = COLOURS[k % len(COLOURS)]
+                style = run_style(k)
                 if key in PER_POLICY:
                     lines = [(f"{label}/{p}", v[key]) for p, v in summary["policies"].items()]
                 else:
@@ -187,20 +377,27 @@ def training_diagnostics(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes
                 for j, (name, values) in enumerate(lines):
                     xs, ys = _present(summary["steps"], values)
                     if xs:
-                        ax.plot(xs, ys, color=colour, linestyle=styles[j % len(styles)],
-                                linewidth=1.2, label=name)  # fmt: skip
+                        ax.plot(xs, ys, label=name, **style | {
+                            "linestyle": LINESTYLES[j % len(LINESTYLES)],
+                            "linewidth": style["linewidth"] * 0.6,
+                            "markersize": style["markersize"] * 0.6,
+                            "markevery": max(1, len(xs) // 8),
+                        })  # fmt: skip
             ax.set_title(title, fontsize=9)
-            if not ax.get_lines():
-                ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
-        for ax in axes[1]:
-            ax.set_xlabel("training step")
+            step_axis(ax, "")
+        for ax in axes.flat[len(series) :]:
+            ax.set_visible(False)
+        for column in range(columns):  # the lowest visible panel of each column
+            below = [r for r in range(rows) if r * columns + column < len(series)]
+            axes[below[-1], column].set_xlabel("training step")
+            axes[below[-1], column].xaxis.set_tick_params(labelbottom=True)
         handles, labels = axes.flat[0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)))
-            fig.tight_layout(rect=(0, 0.07, 1, 1))
+            fig.tight_layout(rect=(0, 0.1 / rows, 1, 1))
         else:
             fig.tight_layout()
-    return png(fig)
+    return Chart(fig)
 
 
 def _present(xs: Sequence[float], ys: Sequence[float | None]) -> tuple[list, list]:
@@ -230,11 +427,11 @@ class Bar:
     highlight: bool = False  # the team, drawn in the run's colour; the rest are grey
 
 
-def score_bars(groups: Mapping[str, Sequence[Bar]], ylabel: str = "score") -> bytes:
+def score_bars(groups: Mapping[str, Sequence[Bar]], ylabel: str = "score") -> Chart:
     """Grouped bars, one group per run: the team against each agent alone, with CI whiskers."""
     with plt.rc_context(STYLE):
         count = sum(len(bars) for bars in groups.values())
-        fig, ax = plt.subplots(figsize=(max(4.2, 0.55 * count + 1.6), 3.4))
+        fig, ax = plt.subplots(figsize=(max(SMALL[0], 0.55 * count + 1.6), SMALL[1]))
         x, ticks, labels = 0.0, [], []
         for k, (run, bars) in enumerate(groups.items()):
             colour = COLOURS[k % len(COLOURS)]
@@ -280,16 +477,20 @@ def score_bars(groups: Mapping[str, Sequence[Bar]], ylabel: str = "score") -> by
         ax.grid(axis="x", visible=False)
         ax.set_title("the team against each agent alone")
         fig.tight_layout()
-    return png(fig)
+    return Chart(fig)
 
 
-def round_lines(series: Mapping[str, Sequence[float]], title: str, ylabel: str = "rate") -> bytes:
-    """One line per series over rounds 1..R (e.g. agreement and accuracy by round)."""
+def round_lines(series: Mapping[str, Sequence[float]], title: str, ylabel: str = "rate") -> Chart:
+    """One line per series over rounds 1..R (e.g. agreement and accuracy by round); each
+    series its own marker and width, so equal series both show; values on hover."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=SMALL)
+        chart = Chart(fig)
         for k, (name, values) in enumerate(series.items()):
-            rounds = range(1, len(values) + 1)
-            ax.plot(rounds, values, marker="o", color=COLOURS[k % len(COLOURS)], label=name)
+            rounds = list(range(1, len(values) + 1))
+            (line,) = ax.plot(rounds, values, label=name, **run_style(k))
+            texts = [f"round {r}: {name} {v:.1%}" for r, v in zip(rounds, values, strict=True)]
+            chart.hover(line, texts)
         rounds_max = max((len(v) for v in series.values()), default=1)
         ax.set_xticks(range(1, rounds_max + 1))
         ax.set_xlabel("round")
@@ -298,7 +499,7 @@ def round_lines(series: Mapping[str, Sequence[float]], title: str, ylabel: str =
         ax.set_title(title)
         ax.legend()
         fig.tight_layout()
-    return png(fig)
+    return chart
 
 
 def heatmap(
@@ -308,10 +509,12 @@ def heatmap(
     title: str,
     xlabel: str = "",
     ylabel: str = "",
-) -> bytes:
+) -> Chart:
     """A matrix as coloured cells with its values written in (counts: integers)."""
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(max(3.2, 0.9 * len(columns) + 1.8), 0.6 * len(rows) + 1.6))
+        fig, ax = plt.subplots(
+            figsize=(max(SMALL[0] * 0.8, 0.9 * len(columns) + 1.8), 0.6 * len(rows) + 1.6)
+        )
         ax.grid(False)
         image = ax.imshow(matrix, cmap="Blues", aspect="auto", vmin=0)
         top = max((v for row in matrix for v in row), default=0) or 1
@@ -327,10 +530,10 @@ def heatmap(
         ax.set_title(title)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         fig.tight_layout()
-    return png(fig)
+    return Chart(fig)
 
 
-def cost_bars(per_agent: Mapping[str, Mapping[str, float]], title: str) -> bytes:
+def cost_bars(per_agent: Mapping[str, Mapping[str, float]], title: str) -> Chart:
     """Side-by-side panels, one per measure (messages, tokens...), one bar per agent."""
     measures = list(dict.fromkeys(m for values in per_agent.values() for m in values))
     with plt.rc_context(STYLE):
@@ -345,7 +548,7 @@ def cost_bars(per_agent: Mapping[str, Mapping[str, float]], title: str) -> bytes
             ax.tick_params(axis="x", rotation=30)
         fig.suptitle(title, fontsize=10, fontweight="bold")
         fig.tight_layout()
-    return png(fig)
+    return Chart(fig)
 
 
 # --------------------------------------------------------------------------- graphs
@@ -359,7 +562,7 @@ def graph_figure(
     reference: nx.DiGraph | None = None,
     weight_format: str = "{:.1f}",
     node_sizes: Mapping[str, float] | None = None,
-) -> bytes:
+) -> Chart:
     """A directed graph on a networkx layout; edge width grows with ``weights[(u, v)]``.
 
     ``reference`` (e.g. the configured interaction graph) is drawn underneath as thin grey
@@ -430,7 +633,7 @@ def graph_figure(
         ax.set_title(title)
         ax.margins(0.18)
         fig.tight_layout()
-    return png(fig)
+    return Chart(fig)
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -466,7 +669,10 @@ def learning_curves(
         top.set_ylim(-0.02, 1.02)
         top.legend()
         bottom.set_ylabel("training success")
-        bottom.set_xlabel("generated tokens" if x == "tokens" else "step")
+        if x == "tokens":
+            bottom.set_xlabel("generated tokens")
+        else:
+            step_axis(bottom, "step")
         bottom.set_ylim(-0.02, 1.02)
         fig.tight_layout()
-    return save(png(fig), out)
+    return save(png(Chart(fig)), out)

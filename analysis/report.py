@@ -5,19 +5,32 @@ answers moved along the graph, who followed whom, what the talk cost), and did t
 make it collaborate better (held-out team score and team gain over the steps).
 
 ``analyse(run)`` computes everything once per run (``RunSummary``, also what
-``marl report`` prints); ``write_report(runs, out)`` writes the page:
+``marl report`` prints); ``write_report(runs, out)`` writes the page. A single run's page
+is titled by its folder name, with what it is (the algorithm first) under it. Sections:
 
 1. what was skipped reading each run (a run killed mid-write), at the top;
-2. the key table, one row per run, and the team-vs-single bars of every run together;
-3. training: learning curves with the evaluation points, and the optimiser's diagnostics;
-4. per run: communication cost per agent and edge, the interaction graph drawn with
-   message volume, answer dynamics (agreement and accuracy by round, transition
-   heatmaps), influence against the configured graph, the contribution table of an
-   ablation, and the transcript viewer (rounds as columns, agents as rows).
+2. key results: the key table, one row per run, and the team-vs-single bars of every run;
+3. training: learning curves with the evaluation points, and the optimiser's diagnostics,
+   every run on the same axes;
+4. one section per topic read run by run (``RUN_PANELS``): the run's facts, baselines,
+   the contribution table of an ablation, communication cost per agent and edge with the
+   interaction graph, answer dynamics (agreement and accuracy by round, transition
+   heatmaps), influence against the configured graph. Several runs sit side by side in
+   it, one column per run, so that the same panel of each run is read across one row;
+5. the transcript viewer of each run (rounds as columns, agents as rows).
 
-Self-contained: CSS inline, figures as base64 PNG data URIs, a few lines of inline JS for
-the "failures only" filter; no URL of any kind, so it opens offline and leaks nothing. All
-text from a run (model output above all) is untrusted and goes through ``html.escape``.
+Layout: the page is as wide as the window (up to 1800 px); figures and tables flow in a
+CSS grid of columns at least ``GRID_MIN_PX`` wide (two at 1400 px, one on a phone), each
+figure as wide as its cell. A panel that does not apply to a run is left out, with one
+line saying why, decided from the run's data: no messages (message panels), a PageRank
+where every agent is equal (the influence graph), one round (the by-round chart), a
+training series never logged (its diagnostics panel).
+
+Self-contained: CSS inline, figures as inline SVG (sharp at any width; each point of a
+curve carries its value as an SVG ``<title>``, shown on hover with no script), a few lines
+of inline JS for the "failures only" filter; no URL of any kind, so it opens offline and
+leaks nothing. All text from a run (model output above all) is untrusted and goes through
+``html.escape``.
 
 Where the numbers come from: scores of `simulate`/`eval` runs from ``summary.json`` (from
 the episodes read when it is missing), with a paired bootstrap CI over tasks from
@@ -25,7 +38,8 @@ the episodes read when it is missing), with a paired bootstrap CI over tasks fro
 in ``metrics.jsonl`` (no CI: per-task eval scores are not logged). Cost columns are over
 the episodes the run recorded: the team phase, or a training run's rollouts.
 
-Left out: interactive plots (static PNGs print and diff), and runs' checkpoints.
+Left out: zooming and panning plots (the page stays script-light and prints), and runs'
+checkpoints.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ import base64
 import datetime as dt
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +81,9 @@ MESSAGE_PREVIEW = 140  # characters of a message shown before it is expanded
 TURN_PREVIEW = 70  # characters of a reply shown before it is expanded
 SCALAR_METRICS = 10  # an episode's header shows at most this many of its scalar metrics
 FINAL_KEYS = ("team_answer", "target")  # episode metrics worth seeing before opening it
+GRID_MIN_PX = 520  # a grid column is at least this wide: 2 columns at 1400 px, 1 on a phone
+RUN_MIN_PX = 320  # a run's column when runs are compared side by side
+NARROW_PX = 760  # below this page width compared runs stack instead
 
 
 # =========================================================================== analysis
@@ -291,11 +308,30 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def figure(data: bytes, alt: str, caption: str = "") -> str:
-    """A PNG as an inline <img> (base64 data URI) in a <figure>."""
-    encoded = base64.b64encode(data).decode("ascii")
+def figure(image: bytes | str, alt: str, caption: str = "", *, wide: bool = False) -> str:
+    """A figure: PNG bytes as an inline <img> (base64 data URI), or SVG markup from
+    ``plots.svg`` inlined as is (it scales to its cell; its points carry hover titles).
+    CSS makes it as wide as its grid cell; ``wide`` makes it span the whole grid row."""
+    if isinstance(image, bytes):
+        encoded = base64.b64encode(image).decode("ascii")
+        shown = f'<img alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
+    else:
+        shown = image.replace("<svg ", f'<svg role="img" aria-label="{esc(alt)}" ', 1)
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{encoded}">{cap}</figure>'
+    css = ' class="wide"' if wide else ""
+    return f"<figure{css}>{shown}{cap}</figure>"
+
+
+def chart(drawn: plots.Chart, alt: str, caption: str = "", *, wide: bool = False) -> str:
+    """A ``plots`` chart as an inline SVG figure."""
+    return figure(plots.svg(drawn), alt, caption, wide=wide)
+
+
+def grid(*items: str) -> str:
+    """Figures and tables in the page's responsive grid: as many columns of at least
+    ``GRID_MIN_PX`` as fit (one on a narrow screen), each item as wide as its cell."""
+    shown = [item for item in items if item]
+    return f"<div class='grid'>{''.join(shown)}</div>" if shown else ""
 
 
 def table(
@@ -321,7 +357,10 @@ def table(
         for row in rows
     )
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f'<table class="{css}">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (
+        f'<div class="table-wrap"><table class="{css}">{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _section(title: str, body: str, anchor: str = "", level: int = 2) -> str:
@@ -346,34 +385,90 @@ def write_report(runs: Sequence[RunData], out: str | Path) -> Path:
 
 
 def render(summaries: Sequence[RunSummary]) -> str:
-    """The whole page as one HTML string."""
-    parts = [_problems(summaries), _overview(summaries), _training(summaries)]
-    nav = []
-    for k, s in enumerate(summaries):
-        anchor = f"run-{k + 1}"
-        nav.append(f'<a href="#{anchor}">{esc(s.label)}</a>')
-        parts.append(_run_section(s, anchor))
-    title = "Collaboration report: " + ", ".join(s.label for s in summaries)
+    """The whole page as one HTML string: every topic is one section; a topic read per run
+    shows the runs side by side, one column each (``_compared``)."""
+    several = len(summaries) > 1
+    topics = [
+        ("key", "Key results", _overview(summaries)),
+        ("training", "Training", _training(summaries)),
+        ("runs", "Runs" if several else "Run", _compared(summaries, "runs", _facts)),
+    ]
+    for anchor, title, panel, absent in RUN_PANELS:
+        topics.append((anchor, title, _compared(summaries, anchor, panel, absent)))
+    topics.append(("transcripts", "Transcripts", _transcripts(summaries)))
+    shown = [(anchor, title, body) for anchor, title, body in topics if body]
+    nav = " · ".join(f'<a href="#{esc(anchor)}">{esc(title)}</a>' for anchor, title, _ in shown)
+    names = ", ".join(s.run.name for s in summaries)
+    title = names if not several else f"Collaboration report: {names}"
     generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    if several:
+        subtitle = (
+            "<ol class='compared'>"
+            + "".join(
+                f"<li><b>{esc(s.label)}</b>"
+                + (f" <code>{esc(s.run.name)}</code>" if s.label != s.run.name else "")
+                + f": {esc(run_subtitle(s.run))}</li>"
+                for s in summaries
+            )
+            + "</ol>"
+        )
+    else:
+        subtitle = f"<p class='subtitle'>{esc(run_subtitle(summaries[0].run))}</p>"
     header = (
-        f"<header><h1>{esc(title)}</h1><p class='meta'>generated {esc(generated)} from "
-        f"{len(summaries)} run folder{'s' * (len(summaries) > 1)}: "
+        f"<header><h1>{esc(title)}</h1>{subtitle}<p class='meta'>collaboration report "
+        f"generated {esc(generated)} from {len(summaries)} run folder{'s' * several}: "
         + ", ".join(f"<code>{esc(s.run.path)}</code>" for s in summaries)
-        + "</p>"
-        + (f"<nav>runs: {' · '.join(nav)}</nav>" if len(summaries) > 1 else "")
-        + "</header>"
+        + f"</p><nav>{nav}</nav></header>"
     )
+    page_title = title if several else f"{title}: collaboration report"
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         # no network at all: the page only shows inline images and runs its own inline script
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<title>{esc(page_title)}</title><style>{CSS}</style></head><body><main>"
         + header
-        + "".join(parts)
+        + _problems(summaries)
+        + "".join(_section(title, body, anchor) for anchor, title, body in shown)
         + f"</main><script>{JS}</script></body></html>\n"
     )
+
+
+def run_subtitle(run: RunData) -> str:
+    """What a run is, in one line under its name: the algorithm first, for training runs."""
+    if run.algorithm:
+        what = f"{run.algorithm} training, {run.config['train']['policy']} policy"
+    else:
+        what = {"simulate": "simulation", "eval": "evaluation"}[run.kind]
+    agents = run.agent_ids
+    return f"{what} · {run.scenario} · {len(agents)} agent{'s' * (len(agents) != 1)}: " + (
+        ", ".join(agents)
+    )
+
+
+def _compared(
+    summaries: Sequence[RunSummary],
+    anchor: str,
+    panel: Callable[[RunSummary], str],
+    absent: str = "",
+) -> str:
+    """One topic of every run: the panel of a single run as it is; several runs side by
+    side, one column per run, headed by its name (a narrow screen stacks them). A run
+    without the topic gets the line ``absent``; no run with it, no section ("")."""
+    bodies = [panel(s) for s in summaries]
+    if not any(bodies):
+        return ""
+    if len(summaries) == 1:
+        return bodies[0]
+    columns = ""
+    for k, (s, body) in enumerate(zip(summaries, bodies, strict=True)):
+        folder = f" <span class='muted'>{esc(s.run.name)}</span>" if s.label != s.run.name else ""
+        columns += (
+            f"<div class='run' id='{esc(anchor)}-{k + 1}'>"
+            f"<h3 class='run-name'>{esc(s.label)}{folder}</h3>{body or _note(absent)}</div>"
+        )
+    return f"<div class='runs' style='--runs:{len(summaries)}'>{columns}</div>"
 
 
 def _problems(summaries: Sequence[RunSummary]) -> str:
@@ -413,15 +508,17 @@ def _overview(summaries: Sequence[RunSummary]) -> str:
         bars += [plots.Bar(a, v) for a, v in s.singles.items()]
         groups[s.label] = bars
     if groups:
-        body += figure(
-            plots.score_bars(groups),
-            "team against each agent alone",
-            "The team (coloured) and each agent alone (grey) on the same tasks. Whiskers: "
-            "95% bootstrap interval of the team score implied by the gain's interval.",
+        body += grid(
+            chart(
+                plots.score_bars(groups),
+                "team against each agent alone",
+                "The team (coloured) and each agent alone (grey) on the same tasks. Whiskers: "
+                "95% bootstrap interval of the team score implied by the gain's interval.",
+            )
         )
     if len(summaries) > 1:
         body += _comparison(summaries)
-    return _section("Key results", body, "key")
+    return body
 
 
 def _team_interval(s: RunSummary) -> tuple[float, float] | None:
@@ -491,19 +588,43 @@ def _training(summaries: Sequence[RunSummary]) -> str:
     if not trained:
         return ""
     series = [(s.label, s.training) for s in trained]
-    body = figure(
-        plots.training_curves(series),
-        "learning curves",
-        "Top: held-out success of the team (filled) and of the best agent alone (hollow, "
-        "dashed) at each evaluation; the gap between them is the team gain. Bottom: success "
-        "of the training rollouts.",
-    )
-    body += figure(
-        plots.training_diagnostics(series),
-        "training diagnostics",
-        "Optimiser health per step. Flat groups give no gradient; a growing KL means the "
-        "policy moves away from its reference.",
-    )
+    evaluated = any(t["eval"]["steps"] for _, t in series)
+    stepped = any(y is not None for _, t in series for y in t["score_mean"])
+    notes = []
+    if not evaluated:
+        notes.append(
+            "No held-out evaluation in these runs (train.eval_every): its panel is left out."
+        )
+    if not stepped:
+        notes.append("No training step logged yet: the rollout panel is left out.")
+    figures = []
+    if evaluated or stepped:
+        figures.append(
+            chart(
+                plots.training_curves(series),
+                "learning curves",
+                "Left: held-out success of the team (filled) and of the best agent alone "
+                "(hollow, dashed) at each evaluation; the gap between them is the team gain. "
+                "Right: success of the training rollouts. Each run has its own colour, marker "
+                "and line width; hover a point for its value.",
+                wide=True,
+            )
+        )
+    logged = plots.logged_diagnostics(series)
+    if logged:
+        figures.append(
+            chart(
+                plots.training_diagnostics(series),
+                "training diagnostics",
+                "Optimiser health per step. Flat groups give no gradient; a growing KL means "
+                "the policy moves away from its reference.",
+                wide=True,
+            )
+        )
+    unlogged = [title for key, title in plots.TRAINING_SERIES if (key, title) not in logged]
+    if unlogged and stepped:
+        notes.append(f"Not logged in these runs, so left out: {', '.join(unlogged)}.")
+    body = grid(*figures) + "".join(_note(n) for n in notes)
     rows = []
     agents = _eval_agents(trained)
     # train.eval_baselines: the equal-compute line beside the curve
@@ -555,7 +676,7 @@ def _training(summaries: Sequence[RunSummary]) -> str:
             )
     if changes:
         body += "<ul class='findings'>" + "".join(f"<li>{esc(c)}</li>" for c in changes) + "</ul>"
-    return _section("Training", body, "training")
+    return body
 
 
 def _eval_agents(trained: Sequence[RunSummary]) -> list[str]:
@@ -565,7 +686,8 @@ def _eval_agents(trained: Sequence[RunSummary]) -> list[str]:
 # --------------------------------------------------------------------------- one run
 
 
-def _run_section(s: RunSummary, anchor: str) -> str:
+def _facts(s: RunSummary) -> str:
+    """What the run was: folder, kind, scenario and options, team, graph, what was read."""
     run = s.run
     facts = [
         ("folder", str(run.path)),
@@ -589,18 +711,11 @@ def _run_section(s: RunSummary, anchor: str) -> str:
         ("graph", _graph_words(run.config.get("graph") or {})),
         ("records", f"{len(run.episodes)} transcript records, {len(run.metrics)} metrics lines"),
     ]
-    body = (
+    return (
         "<dl class='facts'>"
         + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
         + "</dl>"
     )
-    body += _baselines(s)
-    body += _contribution(s)
-    body += _communication(s)
-    body += _dynamics(s)
-    body += _influence(s)
-    body += _viewer(s, anchor)
-    return f"<section class='run' id='{esc(anchor)}'><h2>{esc(s.label)}</h2>{body}</section>"
 
 
 BASELINE_WORDS = {
@@ -671,7 +786,7 @@ def _baselines(s: RunSummary) -> str:
             caption="each part paired over the same tasks; talking + voting = the whole gain",
             css="decomposition",
         )
-    return _section("Against baselines of the same tasks", body, level=3)
+    return body
 
 
 def _contribution(s: RunSummary) -> str:
@@ -688,16 +803,12 @@ def _contribution(s: RunSummary) -> str:
         "on the same tasks (removed: the agent and its edges are dropped; noop: it stays in "
         "its role but says nothing)"
     )
-    return _section(
-        "Contribution of each agent",
-        table(
-            ("agent", "method", "score without", "marginal", "why"),
-            rows,
-            numeric_from=2,
-            caption=caption,
-            css="contribution",
-        ),
-        level=3,
+    return table(
+        ("agent", "method", "score without", "marginal", "why"),
+        rows,
+        numeric_from=2,
+        caption=caption,
+        css="contribution",
     )
 
 
@@ -711,10 +822,36 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+NO_MESSAGES = "No messages in this run: message panels left out."
+NOTHING_DELIVERED = "No message reached another agent: message panels left out."
+UNIFORM_INFLUENCE = "Influence is uniform (every agent equal): graph panel left out."
+UNIFORM_TOLERANCE = 1e-9  # PageRank values closer than this count as equal
+HEATMAPS = 4  # answer-transition heatmaps shown per run at most
+
+
+def message_count(records: Sequence[Mapping[str, Any]]) -> int:
+    """Messages the episodes sent over the bus (every record's message log)."""
+    return sum(len(r.get("messages") or []) for r in records)
+
+
+def is_uniform(values: Sequence[float], tolerance: float = UNIFORM_TOLERANCE) -> bool:
+    """All values equal within ``tolerance`` (e.g. a PageRank where nobody stands out)."""
+    return bool(values) and max(values) - min(values) <= tolerance
+
+
+def _no_messages(s: RunSummary) -> str | None:
+    """Why the message panels of this run are left out, or None when they apply."""
+    if message_count(s.records) == 0:
+        return NO_MESSAGES
+    if s.cost is not None and not s.cost.per_edge:
+        return NOTHING_DELIVERED
+    return None
+
+
 def _communication(s: RunSummary) -> str:
     cost = s.cost
     if cost is None:
-        return _section("Communication cost", _note("no team episodes were read"), level=3)
+        return _note("No team episodes were read: communication panels left out.")
     rows = [
         [
             a,
@@ -726,97 +863,132 @@ def _communication(s: RunSummary) -> str:
         ]
         for a, v in cost.per_agent.items()
     ]
-    body = table(
-        ("agent", "turns", "messages", "chars sent", "completion tok", "prompt tok"),
-        rows,
-        caption=f"per agent, mean per episode over {cost.episodes} episodes",
-    )
+    unit = "episode" if s.cost_unit == "ep" else s.cost_unit
+    items = [
+        table(
+            ("agent", "turns", "messages", "chars sent", "completion tok", "prompt tok"),
+            rows,
+            caption=f"per agent, mean per {unit} over {cost.episodes} {unit}s",
+        )
+    ]
     if s.cost_by_phase:
-        body += table(
-            ("phase", "episodes", "score", "msgs/ep", "deliveries/ep", "tokens/ep", "score/1k tok"),
-            [
+        items.append(
+            table(
+                (
+                    "phase",
+                    "episodes",
+                    "score",
+                    "msgs/ep",
+                    "deliveries/ep",
+                    "tokens/ep",
+                    "score/1k tok",
+                ),
                 [
-                    phase,
-                    c.episodes,
-                    _pct(c.score),
-                    _num(c.messages, "{:.1f}"),
-                    _num(c.deliveries, "{:.1f}"),
-                    _num(c.completion_tokens, "{:.0f}"),
-                    _num(c.score_per_1k_tokens),
-                ]
-                for phase, c in s.cost_by_phase.items()
-            ],
-            caption="each phase: what the score cost",
+                    [
+                        phase,
+                        c.episodes,
+                        _pct(c.score),
+                        _num(c.messages, "{:.1f}"),
+                        _num(c.deliveries, "{:.1f}"),
+                        _num(c.completion_tokens, "{:.0f}"),
+                        _num(c.score_per_1k_tokens),
+                    ]
+                    for phase, c in s.cost_by_phase.items()
+                ],
+                caption="each phase: what the score cost",
+            )
         )
-    graph = s.graph
-    if s.run.kind == "train" and not cost.per_edge:
-        body += _note(
-            "These training transcripts keep no bus messages (tree and cross rollouts do "
-            "not record them): message counts and the message graph are not available."
-        )
-    if cost.per_edge:
-        body += table(
-            ("sender → recipient", "deliveries/ep", "chars/ep"),
-            [
+    why_not = _no_messages(s)
+    if why_not is None:
+        items.append(
+            table(
+                ("sender → recipient", "deliveries/ep", "chars/ep"),
                 [
-                    f"{e.sender} → {e.recipient}",
-                    _num(e.deliveries, "{:.1f}"),
-                    _num(e.chars, "{:.0f}"),
-                ]
-                for e in cost.per_edge
-            ],
-            caption="per edge of the bus",
+                    [
+                        f"{e.sender} → {e.recipient}",
+                        _num(e.deliveries, "{:.1f}"),
+                        _num(e.chars, "{:.0f}"),
+                    ]
+                    for e in cost.per_edge
+                ],
+                caption="per edge of the bus",
+            )
         )
-    if graph is not None and (cost.per_edge or s.run.kind != "train"):
-        weights = {(e.sender, e.recipient): e.deliveries for e in cost.per_edge}
-        body += figure(
-            plots.graph_figure(
-                graph, weights, "interaction graph: messages per episode", reference=graph
-            ),
-            "interaction graph",
-            "Configured edges dashed grey; blue width: messages delivered per episode.",
-        )
-    return _section("Communication cost", body, level=3)
+        if s.graph is not None:
+            weights = {(e.sender, e.recipient): e.deliveries for e in cost.per_edge}
+            items.append(
+                chart(
+                    plots.graph_figure(
+                        s.graph,
+                        weights,
+                        "interaction graph: messages per episode",
+                        reference=s.graph,
+                    ),
+                    "interaction graph",
+                    "Configured edges dashed grey; blue width: messages delivered per episode.",
+                )
+            )
+    return grid(*items) + (_note(why_not) if why_not else "")
 
 
 def _dynamics(s: RunSummary) -> str:
     d = s.dynamics
     if d is None or d.episodes == 0:
-        return _section(
-            "Answer dynamics",
-            _note(
-                "No turn in these episodes carries a parsed answer and its correctness "
-                "(info 'answer' and 'correct'), so answer dynamics do not apply."
-            ),
-            level=3,
+        return _note(
+            "No turn carries a parsed answer and its correctness (info 'answer' and "
+            "'correct'): answer-dynamics panels left out."
         )
-    body = "<div class='row'>"
-    body += figure(
-        plots.round_lines(
-            {"agreement": d.agreement, "accuracy": d.accuracy}, "agreement and accuracy by round"
-        ),
-        "agreement and accuracy by round",
-    )
-    for pair, matrix in list(d.transition_matrices.items())[:4]:
+    figures, notes = [], []
+    if len(d.agreement) < 2:
+        notes.append(
+            f"One round only: the by-round chart and transition heatmaps are left out "
+            f"(agreement {_pct(d.agreement[0] if d.agreement else None)}, accuracy "
+            f"{_pct(d.accuracy[0] if d.accuracy else None)})."
+        )
+    else:
+        figures.append(
+            chart(
+                plots.round_lines(
+                    {"agreement": d.agreement, "accuracy": d.accuracy},
+                    "agreement and accuracy by round",
+                ),
+                "agreement and accuracy by round",
+                "Hover a point for its value.",
+            )
+        )
+    pairs = [(p, m) for p, m in d.transition_matrices.items() if any(v for row in m for v in row)]
+    if len(pairs) < len(d.transition_matrices):
+        notes.append(
+            f"{len(d.transition_matrices) - len(pairs)} round transition(s) where no agent "
+            "answered in both rounds: heatmap left out."
+        )
+    if len(pairs) > HEATMAPS:
+        notes.append(f"Heatmaps of the first {HEATMAPS} of {len(pairs)} round transitions shown.")
+    for pair, matrix in pairs[:HEATMAPS]:
         before, after = (int(r) + 1 for r in pair.split("->"))
-        body += figure(
-            plots.heatmap(
-                matrix,
-                d.states,
-                d.states,
-                f"answers, round {before} → {after}",
-                xlabel=f"round {after}",
-                ylabel=f"round {before}",
-            ),
-            f"answer transitions round {before} to {after}",
+        figures.append(
+            chart(
+                plots.heatmap(
+                    matrix,
+                    d.states,
+                    d.states,
+                    f"answers, round {before} → {after}",
+                    xlabel=f"round {after}",
+                    ylabel=f"round {before}",
+                ),
+                f"answer transitions round {before} to {after}",
+            )
         )
-    body += "</div>"
     t = d.transitions
-    body += table(
-        ("transition", "count"),
-        [[k, v] for k, v in t.items() if v],
-        caption=f"per agent between consecutive rounds, {d.episodes} episodes",
-    )
+    if any(t.values()):
+        figures.append(
+            table(
+                ("transition", "count"),
+                [[k, v] for k, v in t.items() if v],
+                caption=f"per agent between consecutive rounds, {d.episodes} episodes",
+            )
+        )
+    body = grid(*figures) + "".join(_note(n) for n in notes)
     body += "<ul class='findings'>"
     body += f"<li>wrong → right: {t['wrong->right']}, right → wrong: {t['right->wrong']}</li>"
     if d.majority_right_individual_wrong_rate is not None:
@@ -832,62 +1004,66 @@ def _dynamics(s: RunSummary) -> str:
             f"({_pct(d.individual_right_majority_wrong_rate)} of wrong votes)</li>"
         )
     body += "</ul>"
-    return _section("Answer dynamics", body, level=3)
+    return body
 
 
 def _influence(s: RunSummary) -> str:
     inf = s.influence
-    if inf is None or not inf.edges:
-        return _section(
-            "Influence",
-            _note("No messages were recorded, so nobody could influence anybody here."),
-            level=3,
-        )
-    body = table(
-        ("sender → recipient", "deliveries", "chances", "adoptions", "adoption rate"),
-        [
+    if inf is None:
+        return _note("No team episodes were read: influence panels left out.")
+    if not inf.edges:
+        why = _no_messages(s) or NOTHING_DELIVERED
+        return _note(why.replace("message panels", "influence panels"))
+    items = [
+        table(
+            ("sender → recipient", "deliveries", "chances", "adoptions", "adoption rate"),
             [
-                f"{e.sender} → {e.recipient}",
-                e.deliveries,
-                e.opportunities,
-                e.adoptions,
-                _pct(e.rate),
-            ]
-            for e in inf.edges
-        ],
-        caption="a chance: the sender told the recipient an answer other than its own; "
-        "an adoption: the recipient gave the sender's answer next round",
-    )
-    body += table(
-        ("agent", "PageRank", "followed (out)", "follows (in)"),
-        [
+                [
+                    f"{e.sender} → {e.recipient}",
+                    e.deliveries,
+                    e.opportunities,
+                    e.adoptions,
+                    _pct(e.rate),
+                ]
+                for e in inf.edges
+            ],
+            caption="a chance: the sender told the recipient an answer other than its own; "
+            "an adoption: the recipient gave the sender's answer next round",
+        ),
+        table(
+            ("agent", "PageRank", "followed (out)", "follows (in)"),
             [
-                a,
-                _num(inf.pagerank.get(a), "{:.3f}"),
-                _num(inf.out_strength.get(a)),
-                _num(inf.in_strength.get(a)),
-            ]
-            for a in inf.agents
-        ],
-        caption="PageRank over who-follows-whom: high = the others follow this agent",
-    )
-    graph = s.graph
-    if graph is not None:
-        rank = inf.pagerank
+                [
+                    a,
+                    _num(inf.pagerank.get(a), "{:.3f}"),
+                    _num(inf.out_strength.get(a)),
+                    _num(inf.in_strength.get(a)),
+                ]
+                for a in inf.agents
+            ],
+            caption="PageRank over who-follows-whom: high = the others follow this agent",
+        ),
+    ]
+    rank = inf.pagerank
+    uniform = is_uniform(list(rank.values()))
+    if s.graph is not None and not uniform:
         top = max(rank.values(), default=1.0) or 1.0
-        body += figure(
-            plots.graph_figure(
-                graph,
-                {(e.sender, e.recipient): e.rate or 0.0 for e in inf.edges},
-                "influence: adoption rate",
-                reference=graph,
-                weight_format="{:.0%}",
-                node_sizes={a: v / top for a, v in rank.items()},
-            ),
-            "influence graph",
-            "Width: how often the recipient adopted the sender's differing answer; node "
-            "size: PageRank; dashed grey: configured edges.",
+        items.append(
+            chart(
+                plots.graph_figure(
+                    s.graph,
+                    {(e.sender, e.recipient): e.rate or 0.0 for e in inf.edges},
+                    "influence: adoption rate",
+                    reference=s.graph,
+                    weight_format="{:.0%}",
+                    node_sizes={a: v / top for a, v in rank.items()},
+                ),
+                "influence graph",
+                "Width: how often the recipient adopted the sender's differing answer; node "
+                "size: PageRank; dashed grey: configured edges.",
+            )
         )
+    body = grid(*items) + (_note(UNIFORM_INFLUENCE) if uniform else "")
     if inf.configured_unused is not None:
         unused = ", ".join(f"{u}→{v}" for u, v in inf.configured_unused) or "none"
         outside = ", ".join(f"{u}→{v}" for u, v in inf.unconfigured_used or []) or "none"
@@ -898,10 +1074,40 @@ def _influence(s: RunSummary) -> str:
             f"<li>overlap of used and configured edges (Jaccard): {_num(inf.jaccard)}</li>"
             "</ul>"
         )
-    return _section("Influence against the configured graph", body, level=3)
+    return body
+
+
+# (anchor, title, panel of one run, the line for a run without the topic), in page order
+RUN_PANELS: tuple[tuple[str, str, Callable[[RunSummary], str], str], ...] = (
+    (
+        "baselines",
+        "Against baselines of the same tasks",
+        _baselines,
+        "No baselines in this run (marl eval scores them).",
+    ),
+    (
+        "contribution",
+        "Contribution of each agent",
+        _contribution,
+        "No contribution table in this run (marl eval --ablate writes one).",
+    ),
+    ("communication", "Communication cost", _communication, ""),
+    ("dynamics", "Answer dynamics", _dynamics, ""),
+    ("influence", "Influence against the configured graph", _influence, ""),
+)
 
 
 # --------------------------------------------------------------------------- transcripts
+
+
+def _transcripts(summaries: Sequence[RunSummary]) -> str:
+    """Every run's transcript viewer, one under another (full width: rounds are columns)."""
+    if len(summaries) == 1:
+        return _viewer(summaries[0], "run-1")
+    return "".join(
+        f"<h3 class='run-name'>{esc(s.label)}</h3>{_viewer(s, f'run-{k + 1}')}"
+        for k, s in enumerate(summaries)
+    )
 
 
 def _viewer(s: RunSummary, anchor: str) -> str:
@@ -911,7 +1117,7 @@ def _viewer(s: RunSummary, anchor: str) -> str:
     else:
         groups = {phase: records_of(run.episodes, phase) for phase in run.phases()}
     if not any(groups.values()):
-        return _section("Transcripts", _note("no transcripts were read"), level=3)
+        return _note("No transcripts were read.")
     body = (
         f"<label class='filter'><input type='checkbox' class='failures-only' "
         f"data-target='{esc(anchor)}-viewer'> failures only (score 0)</label>"
@@ -929,7 +1135,7 @@ def _viewer(s: RunSummary, anchor: str) -> str:
             f"{esc(how)}</span></h4>"
         )
         body += "".join(_episode(r) for r in shown)
-    return f"<section class='viewer' id='{esc(anchor)}-viewer'><h3>Transcripts</h3>{body}</section>"
+    return f"<div class='viewer' id='{esc(anchor)}-viewer'>{body}</div>"
 
 
 def _pick(records: list[dict[str, Any]], training: bool) -> tuple[list[dict[str, Any]], str]:
@@ -1068,16 +1274,33 @@ CSS = """
 * { box-sizing:border-box; }
 body { margin:0; background:var(--soft); color:var(--fg);
   font:14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width:1180px; margin:0 auto; padding:24px 28px 64px; background:var(--bg);
+main { max-width:1800px; margin:0 auto; padding:24px 28px 64px; background:var(--bg);
   min-height:100vh; }
-header h1 { font-size:22px; margin:0 0 4px; }
+header h1 { font-size:22px; margin:0 0 2px; word-break:break-word; }
+.subtitle { font-size:15px; margin:0 0 6px; }
+ol.compared { margin:4px 0 8px; padding-left:22px; }
 .meta, .muted, .note, figcaption, caption { color:var(--muted); }
 .meta { margin:0 0 8px; font-size:12px; }
-nav a { color:var(--accent); margin-right:6px; }
+nav a { color:var(--accent); margin-right:2px; }
 h2 { font-size:18px; border-bottom:2px solid var(--line); padding-bottom:4px; margin:32px 0 12px; }
 h3 { font-size:15px; margin:24px 0 8px; }
 h4 { font-size:13px; margin:18px 0 6px; }
-code { font-size:12px; background:var(--soft); padding:1px 4px; border-radius:3px; }
+code { font-size:12px; background:var(--soft); padding:1px 4px; border-radius:3px;
+  word-break:break-all; }
+.grid { display:grid; gap:18px 24px; align-items:start; margin:8px 0 16px;
+  grid-template-columns:repeat(auto-fill, minmax(min(100%, GRID_MIN_PXpx), 1fr)); }
+.grid > .wide { grid-column:1 / -1; }
+.grid > * { min-width:0; }
+.runs { display:grid; gap:16px 32px; align-items:start;
+  grid-template-columns:repeat(var(--runs, 1), minmax(RUN_MIN_PXpx, 1fr)); overflow-x:auto; }
+.runs > .run { min-width:0; }
+.runs > .run > h3.run-name { margin-top:4px; }
+.runs table { font-size:12px; }
+.runs th, .runs td { padding:4px 7px; }
+h3.run-name { border-left:4px solid var(--accent); padding-left:8px; }
+@media (max-width: NARROW_PXpx) { .runs { grid-template-columns:1fr; } }
+.table-wrap { max-width:100%; overflow-x:auto; }
+.grid .table-wrap table { margin-top:0; }
 table { border-collapse:collapse; margin:8px 0 16px; font-size:13px; }
 caption { caption-side:bottom; text-align:left; font-size:12px; padding-top:4px; }
 th, td { border-bottom:1px solid var(--line); padding:5px 10px; text-align:left;
@@ -1087,10 +1310,11 @@ td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 table.contribution td:last-child, table.contribution th:last-child { text-align:left; }
 table.key { width:100%; }
 table.key td:first-child { font-weight:600; }
-figure { margin:8px 12px 16px 0; display:inline-block; vertical-align:top; max-width:100%; }
-figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; }
-figcaption { font-size:12px; max-width:640px; }
-.row { display:flex; flex-wrap:wrap; align-items:flex-start; }
+figure { margin:0; }
+figure > svg, figure > img { display:block; width:100%; height:auto;
+  border:1px solid var(--line); border-radius:4px; background:#fff; }
+figure svg * { stroke-linejoin:round; stroke-linecap:butt; }
+figcaption { font-size:12px; margin-top:4px; }
 .problems { background:var(--warn); border:1px solid var(--warnline); border-radius:6px;
   padding:4px 16px; margin-top:16px; }
 .problems h2 { border:none; margin-top:10px; }
@@ -1098,8 +1322,6 @@ dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:2px 14px; fo
 dl.facts dt { color:var(--muted); }
 dl.facts dd { margin:0; word-break:break-word; }
 ul.findings li { margin:2px 0; }
-section.run { border-top:3px solid var(--accent); margin-top:40px; }
-section.run > h2 { border:none; }
 .filter { display:inline-block; margin:4px 0 8px; padding:4px 10px; background:var(--soft);
   border-radius:4px; cursor:pointer; user-select:none; }
 details.episode { border:1px solid var(--line); border-radius:6px; margin:6px 0;
@@ -1131,7 +1353,11 @@ ul.messages .content { padding-left:14px; }
 .round { font-weight:600; color:var(--accent); }
 tr.rewards th, tr.rewards td { color:var(--muted); font-size:12px; }
 """
-
+CSS = (
+    CSS.replace("GRID_MIN_PX", str(GRID_MIN_PX))
+    .replace("RUN_MIN_PX", str(RUN_MIN_PX))
+    .replace("NARROW_PX", str(NARROW_PX))
+)
 JS = """
 document.querySelectorAll('input.failures-only').forEach(function (box) {
   box.addEventListener('change', function () {

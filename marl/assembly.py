@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ from marl.rollouts.interface import Rollouts
 from marl.rollouts.local import TransformersRollouts, VLLMRollouts
 from marl.rollouts.ray_workers import RayRollouts
 from marl.trackers import tracker_problem
-from scenarios import SCENARIOS, make_env
+from scenarios import SCENARIOS, ScenarioContractError, make_env
 from scenarios.base import TextTeamEnv
 
 _MODULE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -70,15 +71,48 @@ _MODULE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*
 # ---------------------------------------------------------------- checking a config
 
 
-def import_modules(names: list[Any]) -> None:
-    """Import each module of ``resources.imports``; a ValueError says which one failed."""
+def import_modules(names: list[Any], folders: Sequence[str] = ()) -> None:
+    """Import each module of ``resources.imports``, ``folders`` (``resources.python_path``)
+    first on ``sys.path``; a ValueError says which one failed and where it was looked for."""
+    for folder in reversed(list(folders)):
+        if isinstance(folder, str) and folder not in sys.path:
+            sys.path.insert(0, folder)
     for name in names:
         if not isinstance(name, str) or not _MODULE_PATTERN.fullmatch(name) or len(name) > 200:
             raise ValueError(f"{name!r} is not a module name like pkg.module")
         try:
             importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            where = f" in {', '.join(folders)} or" if folders else ""
+            raise ValueError(
+                f"cannot import '{name}': no module '{err.name}' found{where} on the Python "
+                "path (a module beside the config file is found; else set "
+                "resources.python_path)"
+            ) from None
         except Exception as err:  # anything the module raises: report, do not crash the loader
             raise ValueError(f"cannot import '{name}': {type(err).__name__}: {err}") from None
+
+
+def resolve_python_path(data: Any, base_dir: str | Path | None) -> Any:
+    """``data`` (a raw config mapping) with ``resources.python_path`` made absolute against
+    ``base_dir``, and ``base_dir`` itself added when a module of ``resources.imports`` is
+    there: the config's own folder works like a script's folder. Anything malformed is
+    left for the schema to report."""
+    resources = data.get("resources") if isinstance(data, dict) else None
+    if base_dir is None or not isinstance(resources, dict):
+        return data
+    imports, given = resources.get("imports"), resources.get("python_path", [])
+    if not isinstance(imports, list) or not isinstance(given, list):
+        return data
+    base = Path(base_dir).absolute()
+    folders = [str(base / f) if isinstance(f, str) and "\0" not in f else f for f in given]
+    tops = {name.split(".")[0] for name in imports if isinstance(name, str) and name}
+    beside = any((base / f"{top}.py").is_file() or (base / top).is_dir() for top in tops)
+    if beside and str(base) not in folders:
+        folders.append(str(base))
+    if folders == given:
+        return data
+    return {**data, "resources": {**resources, "python_path": folders}}
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -97,10 +131,12 @@ def validate_config(
     the working directory when ``None``). ``resources.imports`` are imported first: they
     register the scenarios the rest is checked against.
     """
+    data = resolve_python_path(data, base_dir)
     resources = data.get("resources") if isinstance(data, dict) else None
     if isinstance(resources, dict) and isinstance(resources.get("imports"), list):
+        folders = resources.get("python_path", [])
         try:
-            import_modules(resources["imports"])
+            import_modules(resources["imports"], folders if isinstance(folders, list) else [])
         except ValueError as err:
             raise ConfigError([("resources.imports", str(err))], source) from None
     knowledge = Knowledge(base_dir=base_dir, scenarios=SCENARIOS, model_problem=model_problem)
@@ -144,10 +180,15 @@ def _scenario_accepts_team(config: RunConfig, options: BaseModel) -> list[tuple[
     graph = build_graph_from_config(config.team.ids, config.graph)
     try:
         make_env(config.scenario.name, config.team.ids, graph, options).close()
+    except ScenarioContractError as err:
+        return [("scenario.name", str(err))]
     except GraphError as err:
         return [("graph", f"{config.scenario.name}: {err}")]
     except ValueError as err:
         return [("scenario.options", f"{config.scenario.name}: {err}")]
+    except Exception as err:  # a user's scenario failing to build: theirs to fix, one line
+        where = f"{type(err).__name__}: {err}"
+        return [("scenario.name", f"building '{config.scenario.name}' failed: {where}")]
     return []
 
 
@@ -299,7 +340,8 @@ def worker_rollouts(config: RunConfig, agent_ids: list[str]) -> tuple[Rollouts, 
     import torch
 
     torch.set_num_threads(config.resources.cpus_per_worker)
-    import_modules(config.resources.imports)  # before the config's scenario is built
+    # before the config's scenario is built
+    import_modules(config.resources.imports, config.resources.python_path)
     policies = build_policies(config, agent_ids, reference=False)
     here = config.resources.model_copy(update={"workers": 0})
     # version None: the first push of the trainer's weights is loaded, whatever it holds

@@ -10,6 +10,7 @@
     marl transcripts RUN_DIR --episode K [--phase PHASE] [--step N] [--full]
     marl report RUN_DIR [RUN_DIR ...] [--out PATH]
     marl report EXP_DIR
+    marl export RUN_DIR --csv [--out DIR]
 
 A config error prints every bad field by its path and exits with status 2, no traceback.
 """
@@ -31,12 +32,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents.models import ModelLoadError
 from marl.assembly import load_config
 from marl.core.config import ConfigError, RunConfig
 from marl.trackers import TrackerError
 
 if TYPE_CHECKING:
-    from marl.commands.train import Training
+    from marl.commands.train import Training, TrainingPhase
 
 console = Console()
 errors = Console(stderr=True)
@@ -103,7 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the report here only (a file, or a folder to hold report.html); "
         "default: report.html in each run folder",
     )
+    export = commands.add_parser(
+        "export", help="a run folder's metrics, evaluations and episodes as CSV files"
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (simulate, eval or train)")
+    formats = export.add_mutually_exclusive_group(required=True)
+    formats.add_argument(
+        "--csv",
+        action="store_true",
+        help="metrics.csv, evaluations.csv and episodes.csv (the only format so far)",
+    )
+    export.add_argument("--out", metavar="DIR", help="where to write them; default: RUN_DIR/export")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return _export(args.run_dir, args.out)
     if args.command == "transcripts":
         return _transcripts(args)
     if args.command == "report":
@@ -134,10 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
     if args.command == "train":
-        if config.train is None:
+        if config.train is None or not _has_train_section(args.config):
             errors.print(
                 f"[bold red]error:[/] {escape(str(args.config))} has no 'train:' section; "
-                "add one (see configs/magrpo_relay.yaml) to use `marl train`"
+                "add one (see configs/magrpo_relay.yaml) to use `marl train` (--steps and "
+                "--set train.* change that section, they do not make one)",
+                soft_wrap=True,
             )
             return 2
         return _train(config, None, progress=not args.no_progress)
@@ -156,6 +173,14 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="shorthand for --set run.output_dir=DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _has_train_section(path: str) -> bool:
+    """Whether the config file itself has a ``train:`` mapping: an override such as
+    ``--steps 3`` would otherwise make one of defaults for a config never meant to train."""
+    from marl.core.config_file import read_config_file
+
+    return isinstance(read_config_file(path).get("train"), dict)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -201,8 +226,12 @@ def _simulate(config: RunConfig, progress: bool) -> int:
     from marl.commands.simulate import simulate
 
     _workers_note(config, "simulate")
-    with console.status("loading models"):
-        rollouts = build_rollouts(config)
+    try:
+        with console.status("loading models"):
+            rollouts = build_rollouts(config)
+    except ModelLoadError as err:  # what only loading finds; the config check found the rest
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
     total = turns_expected(config, len(config.team.agents) + 1)
     try:
         with _turns_bar("simulate", total, progress) as on_turns:
@@ -223,8 +252,12 @@ def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = F
     from marl.commands.phases import turns_expected
 
     _workers_note(config, "eval")
-    with console.status("loading models"):
-        rollouts = build_rollouts(config)
+    try:
+        with console.status("loading models"):
+            rollouts = build_rollouts(config)
+    except ModelLoadError as err:  # what only loading finds; the config check found the rest
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
     n = len(config.team.agents)
     # the team, then each alone, then (at most) the whole team again per ablated agent
     total = turns_expected(config, 2 * n + (n * n if ablate else 0))
@@ -306,11 +339,10 @@ def _train(config: RunConfig | None, resume: str | None, progress: bool) -> int:
         except (RunFolderInUse, TrackerError) as err:
             errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             return 2
-        except (ConfigError, InputFileError) as err:  # a damaged run folder, found on resume
-            errors.print(
-                f"[bold red]error:[/] cannot resume {escape(str(resume))}: {escape(str(err))}",
-                soft_wrap=True,
-            )
+        except (ConfigError, InputFileError, ModelLoadError) as err:  # a damaged run folder,
+            # found on resume; a model or checkpoint that does not load
+            where = f"cannot resume {resume}: " if resume else ""
+            errors.print(f"[bold red]error:[/] {escape(where + str(err))}", soft_wrap=True)
             return 2
         except WriteError as err:
             what = "no space left on device" if err.disk_full else err.strerror or "write failed"
@@ -459,31 +491,72 @@ def differences_table(summary: dict) -> Table:
     return table
 
 
-def _train_steps(training: Training, progress: bool, stop: Callable[[], bool]) -> None:
-    tc = training.tc
-    columns = [
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps  reward {task.fields[reward]}  eval {task.fields[eval]}"),
-        TextColumn("{task.fields[tps]} tok/s"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console, disable=not progress) as bar:
-        task = bar.add_task(
-            "steps", total=tc.steps, completed=training.step, reward="-", eval="-", tps="-"
+class TrainBar:
+    """`marl train`'s progress bar: steps done of ``train.steps``, the latest mean reward, the
+    held-out team score (the newest, with step 0's, the untrained team's, beside it once
+    known), tokens/s, time, and what the loop is doing now (a ``TrainingPhase``: rollouts,
+    update, which evaluation and how many of its episodes, baselines, checkpoint)."""
+
+    def __init__(self, total: int, completed: int, out: Console, disable: bool = False):
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps  reward {task.fields[reward]}  eval {task.fields[eval]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[phase]}"),
+            console=out,
+            disable=disable,
+        )
+        self.task = self.progress.add_task(
+            "steps", total=total, completed=completed, reward="-", eval="-", tps="-", phase=""
         )
 
-        def show(record: dict) -> None:
-            fields = {
-                "reward": f"{record['reward_mean']:.2f}",
-                "tps": f"{record['tokens_per_s']:.0f}",
-            }
-            if "eval/team" in record:
-                fields["eval"] = f"{record['eval/team']:.0%}"
-            bar.update(task, completed=record["step"], **fields)
+    def __enter__(self) -> TrainBar:
+        self.progress.start()
+        return self
 
-        last = training.run(on_step=show, stop=stop)
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def show_phase(self, phase: TrainingPhase | str, eval_scores: dict[int, float]) -> None:
+        """What the loop has begun, and the held-out scores so far."""
+        self.progress.update(self.task, phase=escape(str(phase)), eval=eval_text(eval_scores))
+
+    def show_step(self, record: dict, eval_scores: dict[int, float]) -> None:
+        """A finished step's metrics line."""
+        self.progress.update(
+            self.task,
+            completed=record["step"],
+            reward=f"{record['reward_mean']:.2f}",
+            tps=f"{record['tokens_per_s']:.0f}",
+            eval=eval_text(eval_scores),
+        )
+
+
+def eval_text(eval_scores: dict[int, float]) -> str:
+    """The newest held-out team score, and step 0's beside it: ``35% (step 0: 20%)``."""
+    if not eval_scores:
+        return "-"
+    newest = max(eval_scores)
+    text = f"{eval_scores[newest]:.0%}"
+    if newest == 0:
+        return f"{text} (step 0)"
+    if 0 in eval_scores:
+        return f"{text} (step 0: {eval_scores[0]:.0%})"
+    return text
+
+
+def _train_steps(training: Training, progress: bool, stop: Callable[[], bool]) -> None:
+    tc = training.tc
+    with TrainBar(tc.steps, training.step, console, disable=not progress) as bar:
+        last = training.run(
+            on_step=lambda record: bar.show_step(record, training.eval_scores),
+            stop=stop,
+            on_phase=(lambda p: bar.show_phase(p, training.eval_scores)) if progress else None,
+        )
+        bar.show_phase("finished" if training.finished else "stopped", training.eval_scores)
     metrics = training.folder.path / "metrics.jsonl"
     if metrics.exists():
         console.print(train_table(metrics))
@@ -700,6 +773,52 @@ def _transcripts(args: argparse.Namespace) -> int:
         errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         return 2
     console.print(render_episode(record, where, full=args.full))
+    return 0
+
+
+def _export(run_dir: str, out: str | None) -> int:
+    """Write a run folder's CSV files (``marl.commands.export``); exit 2 for a folder that
+    is not a run folder or an --out that cannot be written, 1 for a failed write."""
+    from analysis.experiment import is_experiment
+    from analysis.rundata import RunFolderError, load_run
+    from marl.commands.export import export_csv
+    from marl.core.runs import WriteError, output_dir_problem
+
+    if is_experiment(run_dir):
+        errors.print(
+            f"[bold red]error:[/] {escape(run_dir)} is an experiment folder; export the run "
+            "folder of one of its trials (under trials/)",
+            soft_wrap=True,
+        )
+        return 2
+    target = Path(out) if out is not None else Path(run_dir) / "export"
+    try:
+        run = load_run(run_dir)
+    except RunFolderError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
+    if target.exists() and not target.is_dir():
+        where: str | None = f"{target} is not a folder"
+    else:
+        where = output_dir_problem(target)  # a parent that is a file, no permission, /proc
+    if where is not None:
+        errors.print(
+            f"[bold red]error:[/] cannot write the export: {escape(where)}", soft_wrap=True
+        )
+        return 2
+    for problem in run.problems:
+        errors.print(f"[yellow]warning:[/] {escape(problem)}", soft_wrap=True)
+    try:
+        written = export_csv(run, target)
+    except WriteError as err:
+        what = "no space left on device" if err.disk_full else err.strerror or "write failed"
+        errors.print(
+            f"[bold red]error:[/] {what} while writing {escape(str(err.filename))}",
+            soft_wrap=True,
+        )
+        return 1
+    for path, rows in written:
+        console.print(f"{escape(str(path))}: {rows:,} row{'s' * (rows != 1)}", soft_wrap=True)
     return 0
 
 

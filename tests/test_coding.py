@@ -24,7 +24,7 @@ from scenarios.humaneval import (
     split_problems,
 )
 from scenarios.sandbox import SandboxLimits
-from tests.scenario_checks import (
+from scenarios.testing import (
     check_pettingzoo_conformance,
     check_registered_with_pettingzoo,
     check_reset_continues_the_seeded_stream,

@@ -9,7 +9,7 @@ from marl.core.graph import GraphError, build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.arithmetic import Problem
 from scenarios.debate_v0 import DebateEnv, DebateOptions, majority_answer
-from tests.scenario_checks import (
+from scenarios.testing import (
     check_registered_with_pettingzoo,
     check_reset_continues_the_seeded_stream,
     check_same_seed_replays,

@@ -20,10 +20,11 @@ import yaml
 from analysis.experiment import INTERVAL, t_interval
 from marl.cli import main
 from marl.commands.experiment import read_experiment
+from marl.commands.train import TIMING_KEYS
 from tests.toy_scenario import toy_config
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMING = {"seconds", "rollout_seconds", "tokens_per_s"}
+TIMING = TIMING_KEYS
 
 
 def experiment_file(tmp: Path, name: str, arms: dict, seeds=(0, 1), **train) -> Path:
@@ -44,11 +45,11 @@ def experiment_file(tmp: Path, name: str, arms: dict, seeds=(0, 1), **train) -> 
     return path
 
 
-def marl(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def marl(*args: str, timeout: int = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "marl.cli", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -197,7 +198,9 @@ def test_kill_9_of_the_driver_then_resume_loses_and_doubles_nothing(tmp_path: Pa
         for t in (folder / "trials").iterdir()
         if (t / "metrics.jsonl").exists() and lines(t)[-1]["step"] == 6
     }
-    resumed = marl("experiment", "--resume", str(folder), "--no-progress")
+    # the folder as a user types it, relative to where they stand
+    relative = str(folder.relative_to(tmp_path))
+    resumed = marl("experiment", "--resume", relative, "--no-progress", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     for trial in sorted((reference / "trials").iterdir()):
         assert lines(folder / "trials" / trial.name) == lines(trial), trial.name

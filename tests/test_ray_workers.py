@@ -18,7 +18,7 @@ import torch
 from agents.team import ScriptedPolicy
 from marl.assembly import load_config, validate_config
 from marl.cli import main
-from marl.commands.train import Training
+from marl.commands.train import TIMING_KEYS, Training
 from marl.core.codec import CodecError, pack, unpack
 from marl.core.config import ConfigError
 from marl.core.runs import RunFolder
@@ -28,7 +28,7 @@ from marl.rollouts.records import group_from_record, group_record
 from tests.test_rollout import make_env, solver
 from tests.toy_scenario import toy_config  # registers toy_length_v0 in this process too
 
-TIMING = {"seconds", "rollout_seconds", "tokens_per_s"}
+TIMING = TIMING_KEYS
 WORKER_KEYS = {"workers", "workers_replaced", "weights_reloaded", "stale_groups"}
 
 

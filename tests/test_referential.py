@@ -21,7 +21,7 @@ from scenarios.referential_v0 import (
     draw_objects,
     parse_choice,
 )
-from tests.scenario_checks import (
+from scenarios.testing import (
     check_pettingzoo_conformance,
     check_reset_continues_the_seeded_stream,
     check_same_seed_replays,

@@ -12,7 +12,7 @@ from marl.core.graph import GraphError, build_graph
 from marl.rollouts.engine import run_episodes
 from scenarios import SCENARIOS, make_env
 from scenarios.relay_v0 import RelayEnv, RelayOptions, guess_chance
-from tests.scenario_checks import (
+from scenarios.testing import (
     check_pettingzoo_conformance,
     check_reset_continues_the_seeded_stream,
     check_same_seed_replays,

@@ -19,7 +19,7 @@ import yaml
 import marl.core.checkpoint
 import marl.core.runs
 from marl.cli import main
-from marl.commands.train import StopOnSignal
+from marl.commands.train import TIMING_KEYS, StopOnSignal
 from marl.core.checkpoint import OPTIMIZERS, POLICIES, checkpoints, leftovers, verify
 from marl.core.codec import TranscriptWriter
 from marl.core.runlock import LOCK, Holder
@@ -27,7 +27,7 @@ from tests.conftest import config_on_tiny_model
 from tests.toy_scenario import toy_config  # registers toy_length_v0 too
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMING = {"seconds", "rollout_seconds", "tokens_per_s"}
+TIMING = TIMING_KEYS
 
 
 def metrics(run: Path) -> list[dict]:
@@ -357,8 +357,24 @@ def test_train_without_a_train_section_is_a_clear_error(tmp_path: Path, capsys) 
     del data["train"]
     path.write_text(yaml.safe_dump(data))
     assert main(["train", str(path), "--no-progress"]) == 2
-    assert "has no 'train:' section" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no 'train:' section" in err and err.count("\n") == 1  # one line
     assert not (tmp_path / "none").exists()  # no run folder for a run that never started
+    # an override of train.* does not make the section: no training on defaults
+    for flags in (["--steps", "1"], ["--set", "train.group_size=2"]):
+        assert main(["train", str(path), *flags, "--no-progress"]) == 2
+        assert "has no 'train:' section" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_an_example_config_without_a_train_section_is_refused(tmp_path: Path, capsys) -> None:
+    source = ROOT / "configs" / "debate.yaml"
+    assert "train" not in yaml.safe_load(source.read_text())
+    out = tmp_path / "runs"
+    assert main(["train", str(source), "--steps", "3", "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {source} has no 'train:' section")
+    assert not out.exists()
 
 
 def test_max_tokens_ends_the_run_after_the_step_that_spends_it(tmp_path: Path, capsys) -> None:

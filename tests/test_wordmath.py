@@ -12,12 +12,12 @@ from marl.core.config import ConfigError
 from marl.core.graph import build_graph
 from scenarios import SCENARIOS, make_env
 from scenarios.debate_v0 import DebateEnv
-from scenarios.wordmath_v0 import WordMathEnv, WordMathOptions
-from scenarios.wordproblems import TEMPLATES, WordProblemSpec, sample_word_problem
-from tests.scenario_checks import (
+from scenarios.testing import (
     check_pettingzoo_conformance,
     check_reset_continues_the_seeded_stream,
 )
+from scenarios.wordmath_v0 import WordMathEnv, WordMathOptions
+from scenarios.wordproblems import TEMPLATES, WordProblemSpec, sample_word_problem
 
 TEAM = ("agent_0", "agent_1", "agent_2")
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}

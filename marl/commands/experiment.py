@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from marl.assembly import resolved_config, validate_config
+from marl.assembly import resolve_python_path, resolved_config, validate_config
 from marl.core.config import ConfigError
 from marl.core.config_file import read_config_file
 from marl.core.experiment import ExperimentConfig, parse_experiment, trial_mapping
@@ -83,8 +83,9 @@ class Experiment:
 
     @classmethod
     def load(cls, path: str | Path) -> Experiment:
-        """The experiment of a folder ``create`` made; ``ConfigError`` if it is not one."""
-        path = Path(path)
+        """The experiment of a folder ``create`` made; ``ConfigError`` if it is not one. The
+        path is made absolute: Tune's storage layer reads a relative one as a bad URI."""
+        path = Path(path).absolute()
         source = str(path / EXPERIMENT_FILE)
         if not (path / EXPERIMENT_FILE).is_file():
             raise ConfigError([("", f"{path} is not an experiment folder (no {EXPERIMENT_FILE})")])
@@ -117,6 +118,7 @@ def read_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
             graph = base.get(name)
             if isinstance(graph, dict) and isinstance(graph.get("file"), str):
                 graph["file"] = str((base_dir / graph["file"]).absolute())
+    base = resolve_python_path(base, base_dir)  # the user's modules beside the base file
     config = config.model_copy(update={"base": base})
     if (where := output_dir_problem(config.output_dir)) is not None:
         raise ConfigError([("output_dir", where)], str(path))

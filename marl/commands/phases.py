@@ -1,5 +1,5 @@
 """A phase: one group of episodes played by the same agents (the team, one agent alone,
-the team without one agent), and how it goes into a run folder."""
+the team without one agent), how it goes into a run folder, and how far it has got."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from marl.assembly import env_factory, scenario_class
 from marl.core.config import RunConfig
 from marl.core.runs import RunFolder
-from marl.rollouts.interface import Rollouts
+from marl.rollouts.interface import EnvMaker, Rollouts
 from marl.rollouts.records import Episode, aggregate
 from marl.trackers import Trackers, sample_rows
 from scenarios.base import TextTeamEnv
@@ -62,8 +62,45 @@ def per_task_metrics(config: RunConfig) -> frozenset[str]:
 
 def turns_expected(config: RunConfig, agent_count: int) -> int:
     """Upper bound on agent turns for a progress bar: episodes x agents x rounds."""
-    env = env_factory(config, config.team.ids[:1])()
-    return config.run.episodes * agent_count * env.max_rounds
+    make_env = env_factory(config, config.team.ids[:1])
+    return config.run.episodes * episode_turns(make_env, agent_count)
+
+
+def episode_turns(make_env: EnvMaker, agent_count: int) -> int:
+    """Upper bound on the agent turns of one episode: agents x rounds."""
+    env = make_env()
+    env.close()
+    return agent_count * env.max_rounds
+
+
+class EpisodesDone:
+    """An ``on_turns`` callback that counts a phase's episodes for a progress display: it
+    calls ``report(k)`` whenever k, the episodes' worth of agent turns played so far (of
+    ``episodes``, each at most ``turns_per_episode``), changes; ``report(0)`` at once.
+
+    Episodes play in lockstep (every live episode's turns of a round in one batch), so k is
+    a share of the work done, not a count of episodes that have ended; ``finish()`` reports
+    ``episodes`` once all have, in case some ended before their last round."""
+
+    def __init__(self, episodes: int, turns_per_episode: int, report: Callable[[int], None]):
+        self.episodes = episodes
+        self.turns_per_episode = max(1, turns_per_episode)
+        self.report = report
+        self.turns = 0
+        self.shown: int | None = None
+        self._show(0)
+
+    def __call__(self, turns: int) -> None:
+        self.turns += turns
+        self._show(min(self.episodes, self.turns // self.turns_per_episode))
+
+    def finish(self) -> None:
+        self._show(self.episodes)
+
+    def _show(self, done: int) -> None:
+        if done != self.shown:
+            self.shown = done
+            self.report(done)
 
 
 SAMPLES_PER_PHASE = 2  # episodes of each phase a tracker shows as text

@@ -15,6 +15,12 @@ polite stop: metrics lines, transcripts and checkpoints of finished steps are on
 write that fails (a full disk) raises ``WriteError`` and leaves every earlier checkpoint
 as it was; ``checkpoint_step`` then says where a resume would start.
 
+Time in ``metrics.jsonl``: a step's ``seconds`` is its own training time (its rollouts and
+the update; ``rollout_seconds`` the rollouts alone), never the held-out evaluation, which
+has its own ``eval_seconds`` on the lines that carry one (step 0's included). What the loop
+is doing at any moment (rollouts, the update, which evaluation and how far, a checkpoint)
+goes to ``run(on_phase=...)`` as a ``TrainingPhase``: the progress bar of `marl train`.
+
 Held-out tasks are ``marl eval --split test``'s (``marl.tasks``): seeds from 1,000,000
 up, training seeds stay below; a scenario with a ``split`` option also gets
 ``split: train`` / ``split: test``.
@@ -35,6 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,7 @@ from marl.assembly import (
 )
 from marl.commands.baselines import baselines
 from marl.commands.evaluate import gain_summary
+from marl.commands.phases import EpisodesDone, episode_turns
 from marl.core.checkpoint import Checkpoint, leftovers, load_latest, save_checkpoint
 from marl.core.codec import TranscriptWriter
 from marl.core.config import RunConfig, TrainConfig
@@ -62,6 +70,35 @@ from marl.trainers.magrpo import MAGRPOTrainer
 
 MAX_METRICS_BYTES = 1024 * 1024 * 1024  # a line per step: millions of steps
 SAMPLES_PER_STEP = 2  # rollouts of a step a tracker shows as text
+# metrics keys that measure time: they differ between two runs of one config, so a
+# comparison of runs leaves them out
+TIMING_KEYS = frozenset({"seconds", "rollout_seconds", "eval_seconds", "tokens_per_s"})
+
+
+@dataclass(frozen=True)
+class TrainingPhase:
+    """What the training loop is doing now, for a progress display (``run(on_phase=...)``).
+
+    ``name`` is ``rollouts``, ``update``, ``evaluating team``, ``evaluating <agent> alone``,
+    ``baselines`` or ``checkpoint``; ``step`` the step it belongs to (0: the evaluation
+    before training). For an evaluation ``done`` of ``total`` counts its episodes
+    (``marl.commands.phases.EpisodesDone``: episodes' worth of agent turns played); the other
+    phases have no count (the rollouts' interface reports no turns of training groups)."""
+
+    name: str
+    step: int
+    done: int | None = None
+    total: int | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.total is None else f"{self.name} {self.done}/{self.total}"
+
+
+PhaseCallback = Callable[[TrainingPhase], None]
+
+
+def _silent(phase: TrainingPhase) -> None:
+    """The phase callback of a run nobody watches."""
 
 
 class StopOnSignal:
@@ -137,6 +174,8 @@ class Training:
         self.step = 0
         self.tokens_total = 0  # generated in training rollouts so far: train.max_tokens
         self.checkpoint_step: int | None = None  # the newest checkpoint on disk that verifies
+        # the team's held-out score by step (0: before training), as in metrics.jsonl
+        self.eval_scores: dict[int, float] = {}
         self.rollouts = build_rollouts(config, self.policies)  # holds version 0: step 0
         self.trackers = Trackers([], folder)  # run.report_to, opened by start/resume
 
@@ -216,6 +255,7 @@ class Training:
             notes.append(f"resumed from checkpoint step {self.step}")
         # from scratch, nothing written so far counts (not even the step-0 evaluation)
         notes += self._truncate_after(self.step if checkpoint is not None else -1)
+        self.eval_scores = self._eval_scores_in_metrics()
         if checkpoint is not None:
             saved = checkpoint.state.get("tokens_total")
             if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 0:
@@ -234,6 +274,21 @@ class Training:
                 tokens = json.loads(raw).get("tokens", 0)
                 total += tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
         return total
+
+    def _eval_scores_in_metrics(self) -> dict[int, float]:
+        """The held-out team scores of the metrics lines kept (after ``_truncate_after``)."""
+        metrics = self.folder.path / RunFolder.METRICS
+        if not metrics.exists():
+            return {}
+        scores = {}
+        for raw in read_bytes(metrics, MAX_METRICS_BYTES).split(b"\n"):
+            line = _step_line(raw)
+            if line is None:
+                continue
+            score = json.loads(line[1]).get("eval/team")
+            if isinstance(score, int | float) and not isinstance(score, bool):
+                scores[line[0]] = float(score)
+        return scores
 
     def _truncate_after(self, step: int) -> list[str]:
         """Keep the metrics lines of steps up to ``step`` and drop the rest (the resumed run
@@ -270,26 +325,36 @@ class Training:
         self,
         on_step: Callable[[dict[str, Any]], None] | None = None,
         stop: Callable[[], bool] = lambda: False,
+        on_phase: PhaseCallback | None = None,
     ) -> dict[str, Any]:
         """Train to ``train.steps``, or until ``stop()`` says so before a step; a stopped run
-        checkpoints its last finished step (none before the first: a resume restarts)."""
+        checkpoints its last finished step (none before the first: a resume restarts).
+        ``on_step`` gets each step's metrics line; ``on_phase`` each ``TrainingPhase`` as it
+        begins (and as an evaluation's count moves)."""
         last: dict[str, Any] = {}
         if self.step == 0 and self.tc.eval_every and not stop():  # the curve's first point
-            self.folder.log_metrics({"step": 0, "tokens_total": 0, **self.evaluate()})
+            self.folder.log_metrics({"step": 0, "tokens_total": 0, **self.evaluate(on_phase)})
         while not self.finished and not stop():
-            last = self.train_step()
+            last = self.train_step(on_phase)
             if on_step:
                 on_step(last)
         if self.step > 0 and not self.finished and self.checkpoint_step != self.step:
+            (on_phase or _silent)(TrainingPhase("checkpoint", self.step))
             self.save()
         return last
 
-    def train_step(self) -> dict[str, Any]:
+    def train_step(self, on_phase: PhaseCallback | None = None) -> dict[str, Any]:
+        """One step: rollouts, the update, its metrics line, and when due its transcripts,
+        held-out evaluation and checkpoint. The line's ``seconds`` is the rollouts and the
+        update only; an evaluation adds its own ``eval_seconds``."""
         tc = self.tc
+        tell = on_phase or _silent
         start = time.perf_counter()
         seeds = train_seeds(self.config, self.step)
+        tell(TrainingPhase("rollouts", self.step + 1))
         groups = self.rollouts.groups(self.train_env, seeds, self.step, tc)
         rollout_seconds = time.perf_counter() - start
+        tell(TrainingPhase("update", self.step + 1))
         stats = self.trainer.step(groups)
         self.step += 1
         # Ray workers load the new weights while this process evaluates and saves
@@ -324,35 +389,49 @@ class Training:
         if tc.transcript_every and self.step % tc.transcript_every == 0:
             self._write_transcripts(groups)
         if tc.eval_every and (self.step % tc.eval_every == 0 or self.finished):
-            record |= self.evaluate()
+            record |= self.evaluate(on_phase)
         # after the evaluation: its calls count too
         record |= self.rollouts.step_report(groups, expected_version=self.step - 1)
         record["tokens_per_s"] = round(tokens / max(record["rollout_seconds"], 1e-9), 2)
         self.folder.log_metrics(record)
         if self.step % tc.save_every == 0 or self.finished:
+            tell(TrainingPhase("checkpoint", self.step))
             self.save()
         return record
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, on_phase: PhaseCallback | None = None) -> dict[str, Any]:
         """Held-out tasks: the team, each agent alone, and the team's gain over the best;
         with ``train.eval_baselines`` also marl eval's baselines on the same tasks (a
-        baseline that does not apply is left out)."""
+        baseline that does not apply is left out). ``eval_seconds``: the time all of it took."""
+        start = time.perf_counter()
         config = self.eval_config
         seeds = split_seeds(config, "test")
 
-        def play(agent_ids: Sequence[str]) -> list[Episode]:
-            return self.rollouts.episodes(env_factory(config, agent_ids), seeds)
+        def play(agent_ids: Sequence[str], name: str) -> list[Episode]:
+            make_env = env_factory(config, agent_ids)
+            if on_phase is None:  # nobody watches: no count to keep
+                return self.rollouts.episodes(make_env, seeds)
+            counted = EpisodesDone(
+                len(seeds),
+                episode_turns(make_env, len(agent_ids)),
+                lambda k: on_phase(TrainingPhase(name, self.step, k, len(seeds))),
+            )
+            episodes = self.rollouts.episodes(make_env, seeds, on_turns=counted)
+            counted.finish()
+            return episodes
 
-        team = play(self.agent_ids)
+        team = play(self.agent_ids, "evaluating team")
         out: dict[str, Any] = {"eval/team": aggregate(team)["score"]}
         if len(self.agent_ids) > 1:
-            singles = {a: play([a]) for a in self.agent_ids}
+            singles = {a: play([a], f"evaluating {a} alone") for a in self.agent_ids}
             scores = {a: aggregate(e)["score"] for a, e in singles.items()}
             gains = gain_summary(out["eval/team"], scores)
             out |= {f"eval/single/{a}": s for a, s in scores.items()}
             out["eval/best_single"] = gains["best_single"]["score"]
             out["eval/team_gain"] = gains["team_gain"]
             if self.config.train.eval_baselines:
+                if on_phase:
+                    on_phase(TrainingPhase("baselines", self.step))
                 compared, _, _ = baselines(config, self.rollouts, seeds, team, singles)
                 for name, row in compared.items():
                     if "gain" in row:
@@ -361,6 +440,8 @@ class Training:
                         low, high = row["gain_ci95"] or (None, None)  # None: too few tasks
                         out[f"eval/gain_vs/{name}/ci95_low"] = low
                         out[f"eval/gain_vs/{name}/ci95_high"] = high
+        self.eval_scores[self.step] = out["eval/team"]
+        out["eval_seconds"] = round(time.perf_counter() - start, 3)
         return out
 
     def _write_transcripts(self, groups: Sequence[Group]) -> None:

@@ -32,6 +32,7 @@ Every problem is reported by its field path in one ``ConfigError``
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Collection
@@ -135,6 +136,10 @@ class SamplingConfig(StrictModel):
     max_new_tokens: int = Field(128, ge=1, le=4096, description="completion length cap")
 
 
+PROMPT_PLACEHOLDERS = frozenset({"id", "role"})  # what agents.team fills into a system prompt
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 class AgentConfig(StrictModel):
     id: str = Field(pattern=_ID_PATTERN, description="unique agent id, used on the bus")
     role: str = Field("solver", max_length=200, description="free text, {role} in prompts")
@@ -150,6 +155,18 @@ class AgentConfig(StrictModel):
     sampling: SamplingConfig = Field(
         default_factory=SamplingConfig, description="how this agent samples (below)"
     )
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        unknown = sorted(set(_PLACEHOLDER.findall(value)) - PROMPT_PLACEHOLDERS)
+        if unknown:
+            shown = ", ".join("{" + name + "}" for name in unknown)
+            raise ValueError(
+                f"{shown} would reach the model as written: only {{id}} and {{role}} are "
+                "filled in (reword it, e.g. <name>)"
+            )
+        return value
 
     @field_validator("model")
     @classmethod
@@ -304,7 +321,15 @@ class ResourcesConfig(StrictModel):
         default_factory=list,
         max_length=64,
         description="modules imported before the config is checked, here and in every "
-        "worker: where your own scenarios register themselves (e.g. myteam.scenarios)",
+        "worker: where your own scenarios register themselves (e.g. myteam.scenarios); "
+        "a module beside the config file is found without setting PYTHONPATH",
+    )
+    python_path: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="folders searched first for `imports` (relative to the config file's "
+        "folder, which is searched too when it holds one of them); a run folder keeps them "
+        "as absolute paths, so --resume and Ray workers import the same modules",
     )
     workers: int = Field(
         0,
