@@ -221,16 +221,12 @@ def _workers_note(config: RunConfig, command: str) -> None:
 
 
 def _simulate(config: RunConfig, progress: bool) -> int:
-    from marl.assembly import build_rollouts
     from marl.commands.phases import turns_expected
     from marl.commands.simulate import simulate
 
     _workers_note(config, "simulate")
-    try:
-        with console.status("loading models"):
-            rollouts = build_rollouts(config)
-    except ModelLoadError as err:  # what only loading finds; the config check found the rest
-        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+    rollouts = _load_rollouts(config)
+    if rollouts is None:
         return 2
     total = turns_expected(config, len(config.team.agents) + 1)
     try:
@@ -246,17 +242,26 @@ def _simulate(config: RunConfig, progress: bool) -> int:
     return 0
 
 
-def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = False) -> int:
+def _load_rollouts(config: RunConfig):
+    """The config's rollouts with their models loaded; ``None`` after printing the one line
+    of what only loading finds (the config check found the rest)."""
     from marl.assembly import build_rollouts
+
+    try:
+        with console.status("loading models"):
+            return build_rollouts(config)
+    except ModelLoadError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return None
+
+
+def _eval(config: RunConfig, split: str | None, progress: bool, ablate: bool = False) -> int:
     from marl.commands.evaluate import evaluate
     from marl.commands.phases import turns_expected
 
     _workers_note(config, "eval")
-    try:
-        with console.status("loading models"):
-            rollouts = build_rollouts(config)
-    except ModelLoadError as err:  # what only loading finds; the config check found the rest
-        errors.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+    rollouts = _load_rollouts(config)
+    if rollouts is None:
         return 2
     n = len(config.team.agents)
     # the team, then each alone, then (at most) the whole team again per ablated agent

@@ -5,10 +5,7 @@ breaks it is one config error, and the public checks run on it in one call."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import ClassVar
@@ -24,6 +21,7 @@ from scenarios import SCENARIOS, ScenarioContractError, make_env, register_scena
 from scenarios.base import ScenarioOptions, TextTeamEnv
 from scenarios.testing import check_scenario
 from tests.conftest import ROOT
+from tests.test_experiment import marl  # the CLI in a subprocess, PYTHONPATH the project's
 
 EXAMPLE = ROOT / "configs" / "own_scenario"
 
@@ -40,18 +38,6 @@ def example_copy(tmp_path: Path, **train: object) -> Path:
     data["train"].update(train)
     (folder / "secret_word.yaml").write_text(yaml.safe_dump(data))
     return folder / "secret_word.yaml"
-
-
-def marl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the project, not the user's folder
-    return subprocess.run(
-        [sys.executable, "-m", "marl.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_the_worked_example_trains_two_steps_from_another_folder(tmp_path: Path):
